@@ -1,0 +1,3 @@
+from spravka.cli import main
+
+main()

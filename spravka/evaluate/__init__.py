@@ -1,0 +1,1 @@
+"""Evaluation on golden sets: retrieval now, answers and operations as they arrive."""

@@ -1,0 +1,1 @@
+"""Ingestion: files → documents → clean → chunks → vectors → index, incrementally and resumably."""

@@ -1,0 +1,1 @@
+"""Model ports (Embedder, Reranker, ChatModel, Ocr) and their adapters."""

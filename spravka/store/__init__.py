@@ -1,0 +1,1 @@
+"""Storage ports (DocumentStore, SearchIndex) and their backends."""

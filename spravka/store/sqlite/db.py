@@ -1,0 +1,192 @@
+"""SQLite connection, schema migrations and transactions for the embedded data directory.
+
+WAL mode lets readers (the API, a second CLI) work while an ingestion writes. Every change of a
+collection's chunks bumps its ``generation`` in the same transaction, which is how vector
+snapshots (kept beside the database) know they are stale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from spravka.core.errors import SchemaVersionError, StoreError
+from spravka.core.filters import compare
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE collections(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT UNIQUE NOT NULL,
+    created_at TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
+    settings TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE sources(
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    file_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    doc_ids TEXT NOT NULL DEFAULT '[]',
+    error TEXT, reason TEXT,
+    fingerprint TEXT NOT NULL DEFAULT '',
+    root TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY(collection_id, path)
+);
+CREATE TABLE documents(
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    doc_id TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    format TEXT NOT NULL DEFAULT '',
+    content_hash TEXT NOT NULL DEFAULT '',
+    dedup_hash TEXT NOT NULL DEFAULT '',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    groups TEXT NOT NULL DEFAULT '["public"]',
+    n_chunks INTEGER NOT NULL DEFAULT 0,
+    error TEXT, reason TEXT, duplicate_of TEXT,
+    text TEXT, sections TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY(collection_id, doc_id)
+);
+CREATE INDEX documents_dedup ON documents(collection_id, dedup_hash);
+CREATE INDEX documents_dup_of ON documents(collection_id, duplicate_of);
+CREATE TABLE embeddings(
+    model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY(model, hash)
+) WITHOUT ROWID;
+CREATE TABLE chunks(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    doc_id TEXT NOT NULL,
+    ord INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    heading TEXT NOT NULL DEFAULT '',
+    page INTEGER,
+    start INTEGER NOT NULL DEFAULT 0,
+    "end" INTEGER NOT NULL DEFAULT 0,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    vector BLOB NOT NULL,
+    title_hash TEXT NOT NULL DEFAULT '',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    groups TEXT NOT NULL DEFAULT '["public"]'
+);
+CREATE INDEX chunks_doc ON chunks(collection_id, doc_id, ord);
+CREATE TABLE titles(
+    collection_id INTEGER NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY(collection_id, hash)
+) WITHOUT ROWID;
+CREATE TABLE tombstones(collection_id INTEGER NOT NULL, chunk_id INTEGER NOT NULL, generation INTEGER NOT NULL);
+CREATE INDEX tombstones_gen ON tombstones(collection_id, generation);
+CREATE TABLE events(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL, kind TEXT NOT NULL, collection TEXT, payload TEXT NOT NULL
+);
+CREATE INDEX events_kind ON events(kind, id);
+CREATE TABLE jobs(
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, params TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL, progress INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,
+    message TEXT, error TEXT, result TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+"""
+
+#: migrations[n] upgrades a database from version n-1 to n
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class Database:
+    """One connection shared by the store and the index, guarded by a re-entrant lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the data directory database {path}: {e}") from e
+        self.lock = threading.RLock()
+        self._depth = 0
+        c = self.conn
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("PRAGMA foreign_keys=ON")
+        c.execute("PRAGMA busy_timeout=30000")
+        c.create_function("spv_cmp", 3, lambda a, op, b: int(a is not None and compare(str(a), op, str(b))),
+                          deterministic=True)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.lock:
+            try:
+                has_meta = self.conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                ).fetchone()
+                version = 0
+                if has_meta:
+                    row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                    version = int(row[0]) if row else 0
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.path} is not a Spravka database or is corrupt: {e}") from e
+            if version > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"the data directory was written by a newer Spravka (schema {version}, this one knows {SCHEMA_VERSION})",
+                    hint="upgrade Spravka or point --data-dir elsewhere",
+                )
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                with self.transaction():
+                    for stmt in _statements(MIGRATIONS[v]):
+                        self.conn.execute(stmt)
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)", (str(v),)
+                    )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Re-entrant: only the outermost block begins and commits."""
+        with self.lock:
+            outer = self._depth == 0
+            if outer:
+                self.conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self._depth -= 1
+                if outer:
+                    self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self.lock, suppress(sqlite3.Error):
+            self.conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements (no semicolons inside our DDL)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,266 @@
+"""Embedded :class:`~spravka.store.base.SearchIndex`: chunks and FTS5 in SQLite, vectors in
+numpy snapshots (:mod:`spravka.store.sqlite.dense`).
+
+Lexical search is SQLite FTS5 BM25 over our own lemmas (one FTS table per collection, so term
+statistics never mix collections), with the filter compiled into the same SQL statement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from spravka.core.filters import Filter
+from spravka.core.types import Hit
+from spravka.store.base import DenseCandidates, IndexRow, LexicalCandidates
+from spravka.store.sqlite.db import Database
+from spravka.store.sqlite.dense import DenseStore
+from spravka.store.sqlite.documents import SqliteDocumentStore
+
+
+def compile_filter(flt: Filter, alias: str = "c") -> tuple[str, list]:
+    """SQL for a filter over the chunks table: the same semantics as ``Filter.matches``."""
+    parts: list[str] = []
+    params: list = []
+    for cond in flt.conditions:
+        path = '$."' + cond.field.replace('"', "") + '"'
+        src = f"json_each({alias}.metadata, ?)"
+        if cond.op in ("eq", "ne"):
+            clause = f"EXISTS (SELECT 1 FROM {src} WHERE value = ?)"
+            params += [path, cond.value]
+            parts.append(clause if cond.op == "eq" else f"NOT {clause}")
+        elif cond.op == "in":
+            values = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
+            parts.append(f"EXISTS (SELECT 1 FROM {src} WHERE value IN ({','.join('?' * len(values))}))")
+            params += [path, *values]
+        else:
+            parts.append(f"EXISTS (SELECT 1 FROM {src} WHERE spv_cmp(value, ?, ?))")
+            params += [path, cond.op, str(cond.value)]
+    if flt.groups is not None:
+        groups = flt.effective_groups()
+        parts.append(f"EXISTS (SELECT 1 FROM json_each({alias}.groups) WHERE value IN ({','.join('?' * len(groups))}))")
+        params += list(groups)
+    return (" AND ".join(parts) or "1"), params
+
+
+class Vocabulary:
+    """A collection's lexical vocabulary with a one-edit neighbourhood, for typo tolerance.
+
+    Support questions are typed in a hurry («пренадлежат», «приложеиии»). A query term that the
+    collection does not contain is expanded with the terms one edit away (SymSpell-style delete
+    neighbourhoods: a deletion on both sides covers insertions, deletions and substitutions).
+    """
+
+    MIN_LEN = 5
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self.terms = set(terms)
+        self._deletes: dict[str, list[str]] | None = None
+
+    @staticmethod
+    def _variants(word: str) -> set[str]:
+        return {word[:i] + word[i + 1 :] for i in range(len(word))} | {word}
+
+    def _index(self) -> dict[str, list[str]]:
+        if self._deletes is None:
+            idx: dict[str, list[str]] = {}
+            for t in self.terms:
+                if len(t) >= self.MIN_LEN and not t.isdigit():
+                    for v in self._variants(t):
+                        idx.setdefault(v, []).append(t)
+            self._deletes = idx
+        return self._deletes
+
+    def expand(self, terms: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        for t in terms:
+            out.append(t)
+            if t in self.terms or len(t) < self.MIN_LEN or t.isdigit():
+                continue
+            idx = self._index()
+            near = {c for v in self._variants(t) for c in idx.get(v, ())}
+            out.extend(sorted(near))
+        return out
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    """OR of quoted terms: every term may contribute, BM25 ranks by how many and how rare."""
+    seen = dict.fromkeys(t.replace('"', "") for t in terms if t)
+    return " OR ".join(f'"{t}"' for t in seen if t)
+
+
+class SqliteSearchIndex:
+    def __init__(self, db: Database, store: SqliteDocumentStore, snapshot_dir: Path, dim: int) -> None:
+        self.db = db
+        self.store = store
+        self.dim = dim
+        self.dense = DenseStore(db, snapshot_dir)
+        self._vocab: dict[int, tuple[int, Vocabulary]] = {}
+
+    def _cid(self, collection: str, create: bool = False) -> int:
+        return self.store.collection_id(collection, create=create)
+
+    def _fts(self, cid: int) -> str:
+        return f"fts_{cid}"
+
+    def _ensure_fts(self, cid: int) -> None:
+        self.db.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self._fts(cid)} USING fts5(title, body, tokenize='unicode61')"
+        )
+        self.db.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self._fts(cid)}_vocab USING fts5vocab('{self._fts(cid)}', 'row')"
+        )
+
+    def _bump(self, cid: int) -> int:
+        self.db.execute("UPDATE collections SET generation=generation+1 WHERE id=?", (cid,))
+        return int(self.db.query("SELECT generation FROM collections WHERE id=?", (cid,))[0][0])
+
+    def _remove(self, cid: int, doc_ids: Iterable[str], generation: int) -> None:
+        fts = self._fts(cid)
+        for doc_id in doc_ids:
+            old = [r[0] for r in self.db.query("SELECT id FROM chunks WHERE collection_id=? AND doc_id=?", (cid, doc_id))]
+            if not old:
+                continue
+            marks = ",".join("?" * len(old))
+            self.db.execute(f"DELETE FROM {fts} WHERE rowid IN ({marks})", old)
+            self.db.execute(f"DELETE FROM chunks WHERE id IN ({marks})", old)
+            self.db.conn.executemany(
+                "INSERT INTO tombstones(collection_id, chunk_id, generation) VALUES(?,?,?)",
+                [(cid, i, generation) for i in old],
+            )
+
+    def replace_document(self, collection: str, doc_id: str, rows: Sequence[IndexRow]) -> None:
+        with self.db.transaction():
+            cid = self._cid(collection, create=True)
+            self._ensure_fts(cid)
+            generation = self._bump(cid)
+            self._remove(cid, [doc_id], generation)
+            fts = self._fts(cid)
+            for row in rows:
+                c = row.chunk
+                if row.vector.shape != (self.dim,):
+                    raise ValueError(f"vector of dim {row.vector.shape} for an index of dim {self.dim}")
+                cur = self.db.execute(
+                    'INSERT INTO chunks(collection_id, doc_id, ord, text, title, heading, page, start, "end", tokens,'
+                    " vector, title_hash, metadata, groups) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (cid, doc_id, c.ord, c.text, c.title, c.heading, c.page, c.start, c.end, c.tokens,
+                     np.asarray(row.vector, dtype=np.float32).tobytes(), row.title_hash,
+                     json.dumps(row.metadata, ensure_ascii=False, sort_keys=True), json.dumps(list(row.groups))),
+                )
+                self.db.execute(f"INSERT INTO {fts}(rowid, title, body) VALUES(?,?,?)",
+                                (cur.lastrowid, row.title_terms, row.body_terms))
+                if row.title_vector is not None:
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO titles(collection_id, hash, vector) VALUES(?,?,?)",
+                        (cid, row.title_hash, np.asarray(row.title_vector, dtype=np.float32).tobytes()),
+                    )
+
+    def delete_documents(self, collection: str, doc_ids: Iterable[str]) -> None:
+        if not self.store.has_collection(collection):
+            return
+        with self.db.transaction():
+            cid = self._cid(collection)
+            self._ensure_fts(cid)
+            self._remove(cid, list(doc_ids), self._bump(cid))
+
+    def search_dense(
+        self,
+        collection: str,
+        vector: np.ndarray,
+        n: int,
+        flt: Filter,
+        title_weight: float = 1.0,
+        include: Sequence[int] = (),
+    ) -> DenseCandidates:
+        if not self.store.has_collection(collection):
+            return DenseCandidates([], [], [])
+        snap = self.dense.snapshot(self._cid(collection), self.dim)
+        return snap.search(np.asarray(vector, dtype=np.float32), n, flt, title_weight, include)
+
+    def vocabulary(self, cid: int) -> Vocabulary:
+        generation = int(self.db.query("SELECT generation FROM collections WHERE id=?", (cid,))[0][0])
+        cached = self._vocab.get(cid)
+        if cached is None or cached[0] != generation:
+            terms = [r[0] for r in self.db.query(f"SELECT term FROM {self._fts(cid)}_vocab")]
+            cached = (generation, Vocabulary(terms))
+            self._vocab[cid] = cached
+        return cached[1]
+
+    def search_lexical(
+        self,
+        collection: str,
+        terms: Sequence[str],
+        n: int,
+        flt: Filter,
+        title_boost: float = 2.0,
+        fuzzy: bool = True,
+    ) -> LexicalCandidates:
+        if not terms or not self.store.has_collection(collection):
+            return LexicalCandidates([], [])
+        cid = self._cid(collection)
+        fts = self._fts(cid)
+        if not self.db.query("SELECT 1 FROM sqlite_master WHERE name=?", (fts,)):
+            return LexicalCandidates([], [])
+        if fuzzy:
+            terms = self.vocabulary(cid).expand(terms)
+        query = fts_query(terms)
+        if not query:
+            return LexicalCandidates([], [])
+        where, params = compile_filter(flt)
+        rows = self.db.query(
+            f"SELECT f.rowid, -bm25({fts}, ?, 1.0) AS s FROM {fts} f JOIN chunks c ON c.id = f.rowid"
+            f" WHERE {fts} MATCH ? AND {where} ORDER BY s DESC LIMIT ?",
+            [title_boost, query, *params, n + 1],
+        )
+        complete = len(rows) <= n
+        rows = rows[:n]
+        return LexicalCandidates([r[0] for r in rows], [float(r[1]) for r in rows], complete)
+
+    def fetch(self, collection: str, ids: Sequence[int]) -> dict[int, Hit]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.query(
+            'SELECT id, doc_id, ord, text, title, heading, page, start, "end", metadata, groups FROM chunks'
+            f" WHERE id IN ({marks})",
+            list(ids),
+        )
+        by_id = {
+            r[0]: Hit(
+                chunk_id=f"{r[1]}#{r[2]}", doc_id=r[1], collection=collection, text=r[3], title=r[4], heading=r[5],
+                score=0.0, page=r[6], start=r[7], end=r[8], ord=r[2], metadata=json.loads(r[9]),
+                access_groups=tuple(json.loads(r[10])),
+            )
+            for r in rows
+        }
+        return by_id
+
+    def count(self, collection: str, flt: Filter | None = None) -> int:
+        if not self.store.has_collection(collection):
+            return 0
+        cid = self._cid(collection)
+        if flt is None or flt.empty:
+            return int(self.db.query("SELECT count(*) FROM chunks WHERE collection_id=?", (cid,))[0][0])
+        where, params = compile_filter(flt)
+        return int(self.db.query(f"SELECT count(*) FROM chunks c WHERE c.collection_id=? AND {where}", [cid, *params])[0][0])
+
+    def drop(self, collection: str) -> None:
+        if not self.store.has_collection(collection):
+            return
+        cid = self._cid(collection)
+        with self.db.transaction():
+            self.db.execute(f"DROP TABLE IF EXISTS {self._fts(cid)}_vocab")
+            self.db.execute(f"DROP TABLE IF EXISTS {self._fts(cid)}")
+            for table in ("chunks", "titles", "tombstones"):
+                self.db.execute(f"DELETE FROM {table} WHERE collection_id=?", (cid,))
+            self._bump(cid)
+        self.dense.invalidate(cid)
+
+    def chunk_spans(self, collection: str, doc_id: str) -> list[tuple[int, int, int]]:
+        """(ord, start, end) of a document's chunks, for parent windows."""
+        cid = self._cid(collection)
+        return [tuple(r) for r in self.db.query(
+            'SELECT ord, start, "end" FROM chunks WHERE collection_id=? AND doc_id=? ORDER BY ord', (cid, doc_id))]
