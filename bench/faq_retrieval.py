@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bench.common import RESULTS, make_app, markdown_table, read_jsonl, save_result, shared_data
 from spravka.core.filters import Filter
-from spravka.evaluate.retrieval import doc_ranking, score_question, summarize
 from spravka.evaluate.golden import GoldenItem
+from spravka.evaluate.retrieval import doc_ranking, score_question, summarize
 
 SYSTEMS = [
     ("bm25 (lexical only)", {"mode": "lexical", "weights": {"chars": 0.0}}),

@@ -44,6 +44,7 @@ def eval_retrieval(
         top = [{"doc_id": h.doc_id, "chunk_id": h.chunk_id, "score": round(h.score, 4)} for h in result.hits[:5]]
         return [h.doc_id for h in result.hits], ms, top
 
+    sp.embedder.embed_query("прогрев модели")  # load the model before timing
     answerable = sum(1 for i in items if i.answerable)
     with Progress(console=console, disable=json_out) as bar:
         task = bar.add_task("questions", total=answerable)

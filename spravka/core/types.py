@@ -163,3 +163,47 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [to_jsonable(v) for v in obj]
     return obj
+
+
+class AnswerStatus(StrEnum):
+    ANSWERED = "answered"
+    #: the knowledge base does not hold the answer (confidence below the gate)
+    REFUSED = "refused"
+    #: a human should take over (refused and escalation is on, or the user asked for a human)
+    ESCALATE = "escalate"
+
+
+@dataclass(slots=True)
+class Citation:
+    """A source the answer stands on; ``n`` is the number used in the text ([1], [2], ...)."""
+
+    n: int
+    doc_id: str
+    title: str
+    snippet: str
+    chunk_id: str = ""
+    heading: str = ""
+    page: int | None = None
+    start: int = 0
+    end: int = 0
+    score: float = 0.0
+
+
+@dataclass(slots=True)
+class Answer:
+    question: str
+    text: str
+    status: AnswerStatus
+    confidence: float
+    citations: list[Citation] = field(default_factory=list)
+    #: extractive | generative | refusal
+    mode: str = "extractive"
+    collection: str = DEFAULT_COLLECTION
+    id: str = ""
+    language: str = "ru"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost: float = 0.0
+    #: why the gate decided as it did, which checks failed, fallbacks taken
+    notes: list[str] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)

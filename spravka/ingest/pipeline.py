@@ -428,11 +428,13 @@ class _Run:
         if self.pending:
             batch, self.pending, self.pending_chunks = self.pending, [], 0
             all_chunks = [c for p in batch for c in p.chunks]
-            # One call for the whole batch: the model sees full batches, the cache dedups.
-            vecs = self.ing.embedder.embed_passages([c.embed_text() for c in all_chunks], progress=self.progress.embedded)
             titles = list(dict.fromkeys(
                 t for p in batch for c in p.chunks if (t := title_text(p.doc.title, c.heading))))
-            title_vecs = dict(zip(titles, self.ing.embedder.embed_passages(titles), strict=True)) if titles else {}
+            # One call for chunks and titles of the whole batch: the model sees full batches.
+            both = self.ing.embedder.embed_passages([c.embed_text() for c in all_chunks] + titles,
+                                                    progress=self.progress.embedded)
+            vecs = both[: len(all_chunks)]
+            title_vecs = dict(zip(titles, both[len(all_chunks):], strict=True))
             done: set[str] = set()
             pos = 0
             for p in batch:

@@ -121,10 +121,15 @@ class Database:
         self.lock = threading.RLock()
         self._depth = 0
         c = self.conn
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute("PRAGMA synchronous=NORMAL")
-        c.execute("PRAGMA foreign_keys=ON")
-        c.execute("PRAGMA busy_timeout=30000")
+        try:
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")
+            c.execute("PRAGMA foreign_keys=ON")
+            c.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.DatabaseError as e:
+            c.close()
+            raise StoreError(f"{path} is not a Spravka database or is corrupt: {e}",
+                             hint="move it away or point --data-dir elsewhere") from e
         c.create_function("spv_cmp", 3, lambda a, op, b: int(a is not None and compare(str(a), op, str(b))),
                           deterministic=True)
         self._migrate()

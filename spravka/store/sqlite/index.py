@@ -184,6 +184,7 @@ class SqliteSearchIndex:
         generation = int(self.db.query("SELECT generation FROM collections WHERE id=?", (cid,))[0][0])
         cached = self._vocab.get(cid)
         if cached is None or cached[0] != generation:
+            self._ensure_fts(cid)
             terms = [r[0] for r in self.db.query(f"SELECT term FROM {self._fts(cid)}_vocab")]
             cached = (generation, Vocabulary(terms))
             self._vocab[cid] = cached

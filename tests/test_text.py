@@ -1,0 +1,49 @@
+"""Cleaning, query normalisation, sentences and Russian morphology."""
+
+from spravka.core.text.lemmas import analyze, lemma
+from spravka.core.text.normalize import cache_key_text, clean_text, normalize_query
+from spravka.core.text.sentences import split_sentences
+
+
+def test_clean_text_drops_invisible_characters_and_boilerplate():
+    raw = "Возврат\u200b товара\u00a0\u00a0возможен.\r\n\n\n\nСтраница 3 из 10\nСрок — 30 дней.\ufeff"
+    assert clean_text(raw) == "Возврат товара возможен.\n\nСрок — 30 дней."
+
+
+def test_clean_text_dehyphenates_pdf_line_breaks_only_when_asked():
+    assert clean_text("информа-\nция", dehyphenate=True) == "информация"
+    assert clean_text("информа-\nция") == "информа-\nция"
+
+
+def test_normalize_query_strips_urls_greetings_and_zero_width_runs():
+    q = "Здравствуйте! Добрый день, почему удалили ролик https://rutube.ru/video/123 ? \u200c \u200c \u200c"
+    assert normalize_query(q) == "почему удалили ролик ?"
+    # a question that is only a greeting stays as it is rather than becoming empty
+    assert normalize_query("Здравствуйте!") == "Здравствуйте!"
+
+
+def test_cache_key_is_case_and_punctuation_insensitive():
+    assert cache_key_text("Как вернуть товар?") == cache_key_text("  как  вернуть ТОВАР ")
+    assert cache_key_text("Ёлка") == cache_key_text("елка")
+
+
+def test_lemmas_fold_russian_inflection_and_english_stems():
+    assert lemma("монетизацию") == "монетизация"
+    assert lemma("отключается") == "отключаться"
+    assert lemma("returns") == lemma("returning") == "return"
+    terms = analyze("Все пишут, что монетизация отключается сама собой, у меня тоже так будет?")
+    assert "монетизация" in terms and "отключаться" in terms
+    assert "что" not in terms and "у" not in terms  # stop words
+
+
+def test_same_lemmas_for_question_and_document_forms():
+    assert set(analyze("возвраты товаров")) == set(analyze("возврат товара"))
+
+
+def test_sentences_respect_abbreviations_and_line_breaks():
+    text = "Срок возврата — 30 дн. с момента покупки. Т. е. до 1 мая.\n- пункт списка без точки\n- второй пункт"
+    spans = split_sentences(text)
+    parts = [text[s:e] for s, e in spans]
+    assert parts[-2:] == ["- пункт списка без точки", "- второй пункт"]
+    assert all(text[s:e].strip() == text[s:e] for s, e in spans)
+    assert len(parts) >= 3
