@@ -17,7 +17,7 @@ from pathlib import Path
 from spravka.core.errors import SchemaVersionError, StoreError
 from spravka.core.filters import compare
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -100,8 +100,42 @@ CREATE TABLE jobs(
 );
 """
 
+# v2: the shared human-task inbox and the delivery outbox (see spravka/store/queues.py).
+_SCHEMA_V2 = """
+CREATE TABLE inbox(
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    payload TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    assignee TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    collection TEXT,
+    ref TEXT,
+    dedup_key TEXT UNIQUE,
+    resolution TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX inbox_state ON inbox(state, type, priority DESC, created_at);
+CREATE TABLE outbox(
+    id TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    response TEXT,
+    created_at TEXT NOT NULL,
+    delivered_at TEXT
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at)
+"""
+
 #: migrations[n] upgrades a database from version n-1 to n
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 def now() -> str:

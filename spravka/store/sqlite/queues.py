@@ -1,0 +1,160 @@
+"""Inbox and outbox on the embedded SQLite database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from spravka.core.errors import InputError, NotFoundError
+from spravka.store.queues import InboxItem, InboxState, OutboxMessage, OutboxState
+from spravka.store.sqlite.db import Database, now
+
+_INBOX_COLS = "id, type, title, payload, state, assignee, priority, collection, ref, resolution, created_at, updated_at"
+_OUTBOX_COLS = ("id, target, payload, idempotency_key, state, attempts, next_attempt_at, last_error, response,"
+                " created_at, delivered_at")
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+class SqliteInbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def _item(r: tuple) -> InboxItem:
+        return InboxItem(id=r[0], type=r[1], title=r[2], payload=json.loads(r[3]), state=InboxState(r[4]),
+                         assignee=r[5], priority=r[6], collection=r[7], ref=r[8],
+                         resolution=json.loads(r[9]) if r[9] else None, created_at=r[10], updated_at=r[11])
+
+    def add(self, type: str, title: str, payload: dict[str, Any], *, priority: int = 0,
+            collection: str | None = None, ref: str | None = None, dedup_key: str | None = None) -> InboxItem:
+        with self.db.transaction():
+            if dedup_key:
+                rows = self.db.query(f"SELECT {_INBOX_COLS} FROM inbox WHERE dedup_key=?", (dedup_key,))
+                if rows:
+                    return self._item(rows[0])
+            item_id = uuid.uuid4().hex[:12]
+            t = now()
+            self.db.execute(
+                "INSERT INTO inbox(id, type, title, payload, state, priority, collection, ref, dedup_key, created_at,"
+                " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                (item_id, type, title, _dump(payload), str(InboxState.OPEN), priority, collection, ref, dedup_key, t, t),
+            )
+        return self.get(item_id)  # type: ignore[return-value]
+
+    def get(self, item_id: str) -> InboxItem | None:
+        rows = self.db.query(f"SELECT {_INBOX_COLS} FROM inbox WHERE id=?", (item_id,))
+        return self._item(rows[0]) if rows else None
+
+    def _must(self, item_id: str) -> InboxItem:
+        item = self.get(item_id)
+        if item is None:
+            raise NotFoundError(f"inbox item '{item_id}' not found")
+        return item
+
+    def list(self, *, type: str | None = None, state: InboxState | None = None, assignee: str | None = None,
+             limit: int = 100) -> list[InboxItem]:
+        sql, params = f"SELECT {_INBOX_COLS} FROM inbox WHERE 1", []
+        for col, val in (("type", type), ("state", state), ("assignee", assignee)):
+            if val is not None:
+                sql += f" AND {col}=?"
+                params.append(str(val))
+        sql += " ORDER BY (state IN ('open','claimed')) DESC, priority DESC, created_at DESC LIMIT ?"
+        return [self._item(r) for r in self.db.query(sql, [*params, limit])]
+
+    def claim(self, item_id: str, assignee: str) -> InboxItem:
+        with self.db.transaction():
+            item = self._must(item_id)
+            if item.state in (InboxState.DONE, InboxState.DISMISSED):
+                raise InputError(f"inbox item '{item_id}' is already {item.state}")
+            if item.state == InboxState.CLAIMED and item.assignee not in (None, assignee):
+                raise InputError(f"inbox item '{item_id}' is taken by {item.assignee}")
+            self.db.execute("UPDATE inbox SET state=?, assignee=?, updated_at=? WHERE id=?",
+                            (str(InboxState.CLAIMED), assignee, now(), item_id))
+        return self._must(item_id)
+
+    def _close(self, item_id: str, state: InboxState, resolution: dict[str, Any], actor: str) -> InboxItem:
+        with self.db.transaction():
+            item = self._must(item_id)
+            if item.state in (InboxState.DONE, InboxState.DISMISSED):
+                raise InputError(f"inbox item '{item_id}' is already {item.state}")
+            self.db.execute(
+                "UPDATE inbox SET state=?, assignee=COALESCE(assignee, ?), resolution=?, updated_at=? WHERE id=?",
+                (str(state), actor, _dump({**resolution, "by": actor}), now(), item_id),
+            )
+        return self._must(item_id)
+
+    def resolve(self, item_id: str, resolution: dict[str, Any], actor: str) -> InboxItem:
+        return self._close(item_id, InboxState.DONE, resolution, actor)
+
+    def dismiss(self, item_id: str, reason: str, actor: str) -> InboxItem:
+        return self._close(item_id, InboxState.DISMISSED, {"dismissed": reason}, actor)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for type_, state, n in self.db.query("SELECT type, state, count(*) FROM inbox GROUP BY type, state"):
+            out.setdefault(type_, {})[state] = n
+        return out
+
+
+class SqliteOutbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def _msg(r: tuple) -> OutboxMessage:
+        return OutboxMessage(id=r[0], target=r[1], payload=json.loads(r[2]), idempotency_key=r[3],
+                             state=OutboxState(r[4]), attempts=r[5], next_attempt_at=r[6], last_error=r[7],
+                             response=json.loads(r[8]) if r[8] else None, created_at=r[9], delivered_at=r[10])
+
+    def enqueue(self, target: str, payload: dict[str, Any], idempotency_key: str) -> OutboxMessage:
+        with self.db.transaction():
+            rows = self.db.query(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE idempotency_key=?", (idempotency_key,))
+            if rows:
+                return self._msg(rows[0])
+            msg_id = uuid.uuid4().hex[:12]
+            self.db.execute(
+                "INSERT INTO outbox(id, target, payload, idempotency_key, state, next_attempt_at, created_at)"
+                " VALUES(?,?,?,?,?,?,?)",
+                (msg_id, target, _dump(payload), idempotency_key, str(OutboxState.PENDING), 0.0, now()),
+            )
+        return self.get(msg_id)  # type: ignore[return-value]
+
+    def get(self, message_id: str) -> OutboxMessage | None:
+        rows = self.db.query(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id=?", (message_id,))
+        return self._msg(rows[0]) if rows else None
+
+    def due(self, now_ts: float, limit: int = 50) -> list[OutboxMessage]:
+        rows = self.db.query(
+            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE state='pending' AND next_attempt_at<=?"
+            " ORDER BY next_attempt_at LIMIT ?",
+            (now_ts, limit),
+        )
+        return [self._msg(r) for r in rows]
+
+    def mark_delivered(self, message_id: str, response: dict[str, Any] | None = None) -> None:
+        self.db.execute(
+            "UPDATE outbox SET state=?, attempts=attempts+1, response=?, last_error=NULL, delivered_at=? WHERE id=?",
+            (str(OutboxState.DELIVERED), _dump(response) if response is not None else None, now(), message_id),
+        )
+
+    def mark_failed(self, message_id: str, error: str, retry_at: float | None) -> None:
+        if retry_at is None:
+            self.db.execute("UPDATE outbox SET state=?, attempts=attempts+1, last_error=? WHERE id=?",
+                            (str(OutboxState.DEAD), error[:2000], message_id))
+        else:
+            self.db.execute("UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt_at=? WHERE id=?",
+                            (error[:2000], retry_at, message_id))
+
+    def list(self, *, state: OutboxState | None = None, limit: int = 100) -> list[OutboxMessage]:
+        sql, params = f"SELECT {_OUTBOX_COLS} FROM outbox", []
+        if state is not None:
+            sql += " WHERE state=?"
+            params.append(str(state))
+        return [self._msg(r) for r in self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit])]
+
+    def retry(self, message_id: str) -> None:
+        self.db.execute("UPDATE outbox SET state='pending', next_attempt_at=0 WHERE id=?", (message_id,))
