@@ -19,6 +19,7 @@ The client is synchronous and thread-safe; what makes it safe to put in front of
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import random
@@ -129,6 +130,8 @@ class ChatResult:
     finish_reason: str | None
     provider: str = ""
     currency: str = "RUB"
+    #: per-token log probabilities when requested (OpenAI ``choices[0].logprobs.content``)
+    logprobs: list[dict[str, Any]] | None = None
 
     def as_message(self) -> Message:
         """The assistant turn to append to the conversation (for tool round trips)."""
@@ -777,7 +780,10 @@ class OpenAIChatModel:
         if usage is None:
             usage = Usage(_prompt_estimate(payload["messages"]), approx_tokens(text), estimated=True)
         finish = choice.get("finish_reason")
-        return self._result(text, calls, usage, latency_ms, data.get("model") or self.config.model, finish)
+        result = self._result(text, calls, usage, latency_ms, data.get("model") or self.config.model, finish)
+        lp = choice.get("logprobs")
+        content = lp.get("content") if isinstance(lp, Mapping) else None
+        return dataclasses.replace(result, logprobs=content) if isinstance(content, list) else result
 
     def _result(
         self,
