@@ -1,0 +1,205 @@
+"""The widget and the admin console in a real headless Chromium (Debian's chromium and
+chromium-driver, driven by Selenium; nothing is downloaded). Screenshots go to the test's tmp dir;
+the browser console must stay free of errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+webdriver = pytest.importorskip("selenium.webdriver")
+
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from spravka.api import create_app  # noqa: E402
+from spravka.api.server import ServerThread  # noqa: E402
+from spravka.app import Spravka  # noqa: E402
+from spravka.core.settings import Settings  # noqa: E402
+from spravka.models.chat import ChatResult, Usage  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver") or "/usr/lib/chromium/chromedriver"
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM or not Path(DRIVER).exists(),
+                       reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)"),
+    pytest.mark.slow,
+]
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "kb" / "customers"
+REPLY = "Да, курьеру можно заплатить наличными или банковской картой [1]."
+
+
+class SlowModel:
+    """A streaming model that types slowly, so the test can watch the answer grow."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _result(self) -> ChatResult:
+        return ChatResult(text=REPLY, tool_calls=[], usage=Usage(120, 20), cost=0.0, latency_ms=1.0, model="slow",
+                          finish_reason="stop")
+
+    def chat(self, messages, **kw):
+        self.calls += 1
+        return self._result()
+
+    def stream(self, messages, **kw):
+        self.calls += 1
+        for word in REPLY.split(" "):
+            time.sleep(0.25)
+            yield word + " "
+        yield self._result()
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser")
+    kb = tmp_path_factory.mktemp("kb")
+    for name in ("payment-methods.md", "returns-policy.md", "international-shipping-en.md", "_meta.yaml"):
+        shutil.copy(SAMPLES / name, kb / name)
+    sp = Spravka(Settings(home=home, embedder={"provider": "use"},
+                          server={"rate_per_minute": 100000, "burst": 10000}))
+    assert sp.ingest(kb, "default").failed == 0
+    sp.store.update_collection_settings("default", {"answer_threshold": 0.0})
+    sp.__dict__["llm"] = SlowModel()
+    sp.llm_available = lambda: True  # the answerer is built after this: auto mode streams the model
+    admin, _ = sp.keys.create("admin", "admin")
+    from spravka.cli.serve import demo_key
+
+    app = create_app(sp, demo_key=demo_key(sp), resume_jobs=False)
+    with ServerThread(app) as srv:
+        yield sp, srv, admin
+    sp.close()
+
+
+@pytest.fixture
+def browser():
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not try to download anything
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1280,900",
+                "--lang=ru"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def console_errors(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def test_widget_streams_an_answer_with_citations_and_takes_feedback(server, browser, tmp_path):
+    sp, srv, _ = server
+    browser.get(srv.url + "/")
+    wait = WebDriverWait(browser, 60, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
+    host = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-spravka-widget]"))
+    root = host.shadow_root
+    box = wait.until(lambda d: root.find_element(By.CSS_SELECTOR, "textarea"))
+    box.send_keys("Можно ли заплатить курьеру наличными?")
+    root.find_element(By.CSS_SELECTOR, ".sw-send").click()
+
+    # streamed: the text is seen growing before the final answer arrives
+    answer = wait.until(lambda d: root.find_element(By.CSS_SELECTOR, ".sw-answer"))
+    partials: set[str] = set()
+    deadline = time.monotonic() + 60
+    while not answer.get_attribute("data-answer-id") and time.monotonic() < deadline:
+        t = answer.find_element(By.CSS_SELECTOR, ".sw-text").text
+        if t.startswith("Да,") and not answer.get_attribute("data-answer-id"):
+            if not partials:
+                browser.save_screenshot(str(tmp_path / "widget-streaming.png"))
+            partials.add(t)
+        time.sleep(0.05)
+    assert answer.get_attribute("data-answer-id")
+    assert len(partials) >= 2 and min(map(len, partials)) < len(REPLY), partials  # it grew, word by word
+    assert answer.get_attribute("data-status") == "answered"
+    text = answer.find_element(By.CSS_SELECTOR, ".sw-text").text
+    assert text.startswith("Да, курьеру можно заплатить наличными")
+
+    # a citation opens its source
+    cite = answer.find_element(By.CSS_SELECTOR, ".sw-cite")
+    cite.click()
+    item = answer.find_element(By.CSS_SELECTOR, ".sw-sources li[data-n='1']")
+    wait.until(lambda d: "sw-hl" in item.get_attribute("class"))
+    snippet = item.find_element(By.CSS_SELECTOR, ".sw-snippet")
+    assert snippet.is_displayed() and snippet.text
+    assert "payment-methods" in item.text or "Оплата" in item.text or "оплат" in snippet.text.lower()
+
+    # 👍 is recorded against the answer id
+    answer_id = answer.get_attribute("data-answer-id")
+    answer.find_element(By.CSS_SELECTOR, ".sw-up").click()
+    wait.until(lambda d: "Спасибо" in answer.text)
+    fb = [e for e in sp.store.events(kind="feedback", limit=10) if e["answer_id"] == answer_id]
+    assert fb and fb[0]["rating"] == "up"
+
+    # «позвать оператора» puts the question into the inbox
+    answer.find_element(By.CSS_SELECTOR, ".sw-actions .sw-op").click()
+    contact = wait.until(lambda d: answer.find_element(By.CSS_SELECTOR, ".sw-escalate input"))
+    contact.send_keys("+7 900 123-45-67")
+    answer.find_element(By.CSS_SELECTOR, ".sw-escalate button").click()
+    wait.until(lambda d: answer.find_elements(By.CSS_SELECTOR, ".sw-escalated"))
+    items = sp.inbox.list(type="escalation")
+    assert any(i.ref == answer_id and i.payload["contact"] == "+7 900 123-45-67" for i in items)
+
+    browser.save_screenshot(str(tmp_path / "widget-answer.png"))
+    assert (tmp_path / "widget-answer.png").stat().st_size > 10_000
+    assert console_errors(browser) == []
+
+
+def test_admin_logs_in_uploads_and_the_document_becomes_searchable(server, browser, tmp_path):
+    sp, srv, admin = server
+    doc = tmp_path / "guest-parking.md"
+    doc.write_text("# Гостевая парковка\n\nГостевая парковка находится у северного входа, шлагбаум открывает охрана.\n",
+                   encoding="utf-8")
+    wait = WebDriverWait(browser, 90, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+    browser.get(srv.url + "/admin")
+    wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait.until(lambda d: "Обзор" in d.title)
+    browser.save_screenshot(str(tmp_path / "admin-overview.png"))
+
+    browser.find_element(By.LINK_TEXT, "Документы").click()
+    wait.until(lambda d: d.find_elements(By.ID, "upload-form"))
+    browser.find_element(By.CSS_SELECTOR, "#upload-form input[name=groups]").send_keys("public")
+    browser.find_element(By.ID, "upload-file").send_keys(str(doc))
+    browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
+    wait.until(lambda d: "Загружено" in d.page_source)
+    # the page refreshes itself while the job runs; the document shows up with status ok
+    wait.until(lambda d: any("guest-parking.md" in row.text and "ok" in row.text
+                             for row in d.find_elements(By.CSS_SELECTOR, "table.docs tr")))
+    browser.save_screenshot(str(tmp_path / "admin-documents.png"))
+
+    box = browser.find_element(By.ID, "search-q")
+    box.send_keys("где гостевая парковка")
+    box.submit()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol.hits li"))
+    hits = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "ol.hits .hit-doc")]
+    assert hits and hits[0] == "guest-parking.md", hits
+    browser.save_screenshot(str(tmp_path / "admin-search.png"))
+    assert console_errors(browser) == []
+
+    # and the widget's key finds it too, through the API
+    import httpx
+
+    demo = (sp.home / "demo.key").read_text().strip()
+    r = httpx.post(srv.url + "/v1/search", json={"query": "где гостевая парковка"},
+                   headers={"Authorization": f"Bearer {demo}"})
+    assert r.json()["hits"][0]["doc_id"] == "guest-parking.md"
