@@ -91,3 +91,18 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def suite(quick: bool = False) -> list[dict]:
+    """Rows for ``python -m bench``: the default hybrid beside the BM25 and dense baselines."""
+    result = run("e5", "dev")
+    rows = {r["system"]: r for r in result["systems"]}
+    hybrid = rows["spravka hybrid (default)"]
+    out = []
+    for metric, target in (("hit@1", 0.60), ("hit@5", 0.85), ("mrr@10", None)):
+        out.append({"bench": "faq_retrieval (RUTUBE dev)", "metric": metric, "value": hybrid[metric],
+                    "baseline": "bm25 / e5 dense",
+                    "baseline_value": f"{rows['bm25 (lexical only)'][metric]:.3f} / "
+                                      f"{rows['dense (e5 chunk vectors only)'][metric]:.3f}",
+                    "target": f">= {target}" if target else ""})
+    return out

@@ -187,3 +187,21 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def suite(quick: bool = False) -> list[dict]:
+    """Rows for ``python -m bench`` (quick: 2k chunks with USE only)."""
+    cases = read_jsonl(shared_data() / "rutube-support-faq" / "cases.dev.jsonl")
+    queries = [c["user_question"] for c in cases][:200]
+    plan = [(2000, "use")] if quick else [(10000, "e5"), (100000, "use")]
+    out = []
+    for size, emb in plan:
+        r = measure(size, emb, queries, 1000)
+        name = f"scale {r['chunks']} chunks ({emb})"
+        out.append({"bench": name, "metric": "pipeline texts/s", "value": r["pipeline_texts_per_s"],
+                    "baseline": "bare embedder texts/s", "baseline_value": r["bare_embedder_texts_per_s"],
+                    "target": "ratio >= 0.90"})
+        out.append({"bench": name, "metric": "hybrid search p95 ms", "value": r["search_p95_ms"],
+                    "baseline": "query embedding p50 ms", "baseline_value": r["query_embed_p50_ms"],
+                    "target": "<= 150 ms at 100k" if size >= 100000 else ""})
+    return out
