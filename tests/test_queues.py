@@ -148,3 +148,15 @@ def test_background_loop_delivers(tmp_path):
         assert outbox.get(m.id).state == OutboxState.DELIVERED
     finally:
         rx.close()
+
+
+def test_resolve_runs_the_handlers_of_the_item_type(tmp_path):
+    inbox = SqliteInbox(Database(tmp_path / "db"))
+    seen = []
+    inbox.on_resolve("triage", lambda item: seen.append((item.id, item.resolution["label"])))
+    inbox.on_resolve("triage", lambda item: (_ for _ in ()).throw(RuntimeError("a broken handler")))
+    t = inbox.add("triage", "x", {})
+    e = inbox.add("escalation", "y", {})
+    assert inbox.resolve(t.id, {"label": "delivery"}, "olga").state == InboxState.DONE
+    inbox.resolve(e.id, {"answer": "..."}, "olga")
+    assert seen == [(t.id, "delivery")]

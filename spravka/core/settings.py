@@ -128,6 +128,99 @@ class LLMSettings(BaseModel):
     threads: int | None = None
 
 
+class AnswerSettings(BaseModel):
+    """Answers with citations (spravka.answer). The refusal threshold itself lives in the
+    collection's settings (``answer_threshold``, set by ``spravka eval calibrate``); ``threshold``
+    is the fallback for collections that were never calibrated."""
+
+    #: auto: generative when an LLM is configured and available, else extractive
+    mode: Literal["auto", "extractive", "generative"] = "auto"
+    #: none (search is already fused) · llm (yes/no relevance through the chat model) ·
+    #: http (a TEI/Infinity/llama.cpp ``/rerank`` endpoint) · cross-encoder (sentence-transformers)
+    rerank: Literal["none", "llm", "http", "cross-encoder"] = "none"
+    #: how many of the best hits the reranker scores (each is one model call for ``llm``)
+    rerank_top: int = Field(4, ge=1, le=50)
+    rerank_url: str | None = None
+    rerank_model: str | None = None
+    #: hits retrieved per question (the gate and the sources are taken from them)
+    k: int = Field(8, ge=1, le=100)
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    #: below the threshold: ``escalate`` (a human takes over) instead of ``refused``
+    escalate: bool = False
+    #: numbered sources in a generative prompt, and characters per source (the parent window)
+    max_sources: int = Field(3, ge=1, le=10)
+    window_chars: int = Field(1000, ge=200, le=20000)
+    #: 1-3 sentences need about 150 tokens; small models ramble until the limit
+    max_tokens: int = Field(256, ge=16, le=4096)
+    temperature: float = Field(0.1, ge=0.0, le=2.0)
+    #: extractive mode: sentences in the answer, and whether sentence scoring also uses embeddings
+    #: (better ranking; about 1 s per new question on 2 cores, cached afterwards)
+    max_sentences: int = Field(2, ge=1, le=3)
+    sentence_embeddings: bool = False
+    #: when the LLM fails or its answer fails the post-check: quote the sources instead of an error
+    fallback: bool = True
+
+
+class ServerSettings(BaseModel):
+    """The HTTP API and web console (``spravka serve``; the ``server`` extra)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    #: one upload request (all its files) above this is refused with 413 as soon as it is known
+    max_upload_mb: float = Field(50.0, gt=0)
+    #: default token bucket of every API key: sustained requests per minute, and the burst
+    rate_per_minute: float = Field(120.0, gt=0)
+    burst: int = Field(30, ge=1)
+    #: web origins allowed to call the API from a browser (the chat widget on your site); "*" = any
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    #: require an admin key for /metrics (off: Prometheus scrapes it from the internal network)
+    metrics_auth: bool = False
+    #: where uploads are kept (one folder per collection); default ``$SPRAVKA_HOME/uploads``
+    uploads_dir: Path | None = None
+
+
+class ClassifySettings(BaseModel):
+    """Ticket classification and routing (spravka.classify)."""
+
+    #: taxonomy file (YAML/JSON); imported into the data directory whenever its content changes.
+    #: Unset: the taxonomy last imported with ``spravka classify import``.
+    taxonomy: Path | None = None
+    #: routing rules file (YAML/JSON); unset: the rules stored with the taxonomy, else none
+    rules: Path | None = None
+    #: auto: the calibrated embedding ensemble, and the LLM for tickets below the threshold when
+    #: one is available · ensemble: never the LLM · knn: nearest examples only · llm: the LLM alone
+    method: Literal["auto", "ensemble", "knn", "llm"] = "auto"
+    #: below this confidence a ticket goes to the human triage queue
+    threshold: float = Field(0.6, ge=0.0, le=1.0)
+    #: out-of-scope check: a ticket less similar to its nearest example than all but this share
+    #: of the examples are to theirs (leave-one-out) goes to triage whatever its confidence
+    #: ("what is the weather?" is not a delivery question); 0 switches the check off
+    novelty_quantile: float = Field(0.05, ge=0.0, le=0.5)
+    #: a person's decision (a correction, a resolved triage item) overrides the model for tickets
+    #: more similar to it than this share of the examples are to their nearest neighbour...
+    memory_quantile: float = Field(0.5, ge=0.0, le=1.0)
+    #: ...as a vote that is right this often (1 would make it absolute)
+    memory_accuracy: float = Field(0.9, gt=0.0, lt=1.0)
+    #: nearest examples that vote (kNN) and that the LLM sees as few shots
+    k: int = Field(10, ge=1, le=100)
+    knn_temperature: float = Field(0.05, gt=0)
+    llm_shots: int = Field(6, ge=0, le=30)
+    #: candidates (the ensemble's best) the LLM chooses from
+    llm_candidates: int = Field(5, ge=2, le=200)
+    #: how often the LLM alone is right; weighs its vote (measure with ``spravka classify eval --llm``)
+    llm_accuracy: float = Field(0.5, gt=0.0, lt=1.0)
+    #: logistic regression joins once there are this many examples per class on average
+    min_per_class: float = Field(5.0, ge=1.0)
+    #: L2 penalties of the regressions on embeddings and on TF-IDF
+    l2: float = Field(1e-5, gt=0)
+    tfidf_l2: float = Field(1e-4, gt=0)
+    tfidf: bool = True
+    #: up to this many examples the model is refitted on first use after every change (a
+    #: correction reaches every member at once; about a second per hundred examples on 2 cores);
+    #: above it, corrections reach kNN at once and the rest at ``spravka classify retrain``
+    auto_fit_max: int = Field(1000, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SPRAVKA_",
@@ -144,6 +237,9 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    classify: ClassifySettings = Field(default_factory=ClassifySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -176,5 +272,20 @@ def config_file() -> Path | None:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from every source, with ``overrides`` (e.g. CLI flags) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from every source, with ``overrides`` (e.g. CLI flags) merged on top.
+
+    A nested override such as ``embedder={"provider": "use"}`` changes that one field and keeps
+    the rest of the section from the environment or the TOML file.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return Settings()
+    merged = _deep_merge(Settings().model_dump(), overrides)
+    return Settings(**merged)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

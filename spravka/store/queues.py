@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -76,7 +77,10 @@ class Inbox(Protocol):
 
     def claim(self, item_id: str, assignee: str) -> InboxItem: ...
 
-    def resolve(self, item_id: str, resolution: dict[str, Any], actor: str) -> InboxItem: ...
+    def resolve(self, item_id: str, resolution: dict[str, Any], actor: str) -> InboxItem:
+        """Close the item as done and run the handlers registered for its type."""
+
+    def on_resolve(self, type: str, handler: Callable[[InboxItem], None]) -> None: ...
 
     def dismiss(self, item_id: str, reason: str, actor: str) -> InboxItem: ...
 

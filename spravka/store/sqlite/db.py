@@ -229,3 +229,70 @@ class Database:
 def _statements(script: str) -> list[str]:
     """Split a schema script into statements (no semicolons inside our DDL)."""
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+# v3: API keys for the HTTP API and the web console (spravka/auth/keys.py). Only a salted hash of
+# each secret is stored; ``groups`` is the JSON list of access groups the key may read.
+_SCHEMA_V3 = """
+CREATE TABLE api_keys(
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    groups TEXT NOT NULL DEFAULT '[]',
+    salt TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    rate_per_minute REAL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT,
+    last_used_at TEXT
+);
+CREATE INDEX api_keys_active ON api_keys(revoked_at, name)
+"""
+MIGRATIONS[3] = _SCHEMA_V3
+SCHEMA_VERSION = 3
+
+
+# v4: ticket classification (spravka/classify/store.py). Versioned taxonomies and routing rules,
+# labelled examples (seeds, imports and human corrections; one label per text, the latest wins)
+# and the classified tickets (so a correction can name a ticket id).
+_SCHEMA_V4 = """
+CREATE TABLE classify_docs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE(kind, name, version)
+);
+CREATE TABLE classify_examples(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    taxonomy TEXT NOT NULL,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    label TEXT NOT NULL,
+    source TEXT NOT NULL,
+    ref TEXT,
+    actor TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE(taxonomy, text_hash)
+);
+CREATE INDEX classify_examples_ref ON classify_examples(taxonomy, ref);
+CREATE TABLE classify_tickets(
+    taxonomy TEXT NOT NULL,
+    ticket_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    label TEXT,
+    confidence REAL,
+    method TEXT,
+    status TEXT NOT NULL,
+    triage_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY(taxonomy, ticket_id)
+)
+"""
+MIGRATIONS[4] = _SCHEMA_V4
+SCHEMA_VERSION = 4

@@ -100,15 +100,25 @@ class Snapshot:
         )
 
     # ---- incremental maintenance -------------------------------------------------------------
-    def title_row(self, h: str, vec: np.ndarray | None) -> int:
-        pos = self._title_pos.get(h)
-        if pos is None:
-            pos = len(self.title_hashes)
-            self.title_hashes.append(h)
-            v = vec if vec is not None else np.zeros(self.dim, dtype=np.float32)
-            self.title_vecs = np.vstack([self.title_vecs, v[None, :]]) if len(self.title_vecs) else v[None, :].copy()
-            self._title_pos[h] = pos
-        return pos
+    def title_rows(self, hashes: Sequence[str], titles: dict[str, bytes]) -> np.ndarray:
+        """Rows of ``hashes`` in the title matrix, appending the new ones in one copy (not one
+        copy per title, which made a cold build quadratic in the number of titles)."""
+        new: dict[str, np.ndarray] = {}
+        rows = np.empty(len(hashes), dtype=np.int32)
+        base = len(self.title_hashes)
+        for i, h in enumerate(hashes):
+            pos = self._title_pos.get(h)
+            if pos is None:
+                pos = base + len(new)
+                blob = titles.get(h)
+                new[h] = np.frombuffer(blob, dtype=np.float32) if blob is not None else np.zeros(self.dim, np.float32)
+                self._title_pos[h] = pos
+            rows[i] = pos
+        if new:
+            self.title_hashes.extend(new)
+            block = np.stack(list(new.values())).astype(np.float32, copy=False)
+            self.title_vecs = np.concatenate([self.title_vecs, block]) if len(self.title_vecs) else block
+        return rows
 
     def profile_row(self, meta: dict[str, Any], groups: tuple[str, ...]) -> int:
         key = _profile_key(meta, groups)
@@ -190,12 +200,10 @@ class DenseStore:
             return
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), snap.dim)
-        tidx = np.empty(len(rows), dtype=np.int32)
+        tidx = snap.title_rows([r[2] for r in rows], titles)
         pidx = np.empty(len(rows), dtype=np.int32)
         profile_cache: dict[tuple[str, str], int] = {}
         for i, r in enumerate(rows):
-            blob = titles.get(r[2])
-            tidx[i] = snap.title_row(r[2], np.frombuffer(blob, dtype=np.float32) if blob is not None else None)
             key = (r[3], r[4])
             p = profile_cache.get(key)
             if p is None:

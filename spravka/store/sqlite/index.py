@@ -21,6 +21,10 @@ from spravka.store.sqlite.dense import DenseStore
 from spravka.store.sqlite.documents import SqliteDocumentStore
 
 
+#: a JSON value as Python's ``str()`` writes it, which is how ``Filter.matches`` compares values
+_AS_TEXT = "(CASE type WHEN 'true' THEN 'True' WHEN 'false' THEN 'False' ELSE CAST(value AS TEXT) END)"
+
+
 def compile_filter(flt: Filter, alias: str = "c") -> tuple[str, list]:
     """SQL for a filter over the chunks table: the same semantics as ``Filter.matches``."""
     parts: list[str] = []
@@ -28,16 +32,17 @@ def compile_filter(flt: Filter, alias: str = "c") -> tuple[str, list]:
     for cond in flt.conditions:
         path = '$."' + cond.field.replace('"', "") + '"'
         src = f"json_each({alias}.metadata, ?)"
+        # Values compare as text, as Filter.matches compares str(value): a JSON number 2 is "2".
         if cond.op in ("eq", "ne"):
-            clause = f"EXISTS (SELECT 1 FROM {src} WHERE value = ?)"
+            clause = f"EXISTS (SELECT 1 FROM {src} WHERE {_AS_TEXT} = ?)"
             params += [path, cond.value]
             parts.append(clause if cond.op == "eq" else f"NOT {clause}")
         elif cond.op == "in":
             values = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
-            parts.append(f"EXISTS (SELECT 1 FROM {src} WHERE value IN ({','.join('?' * len(values))}))")
+            parts.append(f"EXISTS (SELECT 1 FROM {src} WHERE {_AS_TEXT} IN ({','.join('?' * len(values))}))")
             params += [path, *values]
         else:
-            parts.append(f"EXISTS (SELECT 1 FROM {src} WHERE spv_cmp(value, ?, ?))")
+            parts.append(f"EXISTS (SELECT 1 FROM {src} WHERE spv_cmp({_AS_TEXT}, ?, ?))")
             params += [path, cond.op, str(cond.value)]
     if flt.groups is not None:
         groups = flt.effective_groups()
@@ -221,13 +226,13 @@ class SqliteSearchIndex:
         return LexicalCandidates([r[0] for r in rows], [float(r[1]) for r in rows], complete)
 
     def fetch(self, collection: str, ids: Sequence[int]) -> dict[int, Hit]:
-        if not ids:
+        if not ids or not self.store.has_collection(collection):
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.query(
             'SELECT id, doc_id, ord, text, title, heading, page, start, "end", metadata, groups FROM chunks'
-            f" WHERE id IN ({marks})",
-            list(ids),
+            f" WHERE collection_id=? AND id IN ({marks})",
+            [self._cid(collection), *ids],
         )
         by_id = {
             r[0]: Hit(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from spravka.core.errors import InputError, NotFoundError
 from spravka.store.queues import InboxItem, InboxState, OutboxMessage, OutboxState
 from spravka.store.sqlite.db import Database, now
+
+log = logging.getLogger(__name__)
 
 _INBOX_COLS = "id, type, title, payload, state, assignee, priority, collection, ref, resolution, created_at, updated_at"
 _OUTBOX_COLS = ("id, target, payload, idempotency_key, state, attempts, next_attempt_at, last_error, response,"
@@ -22,6 +26,11 @@ def _dump(obj: Any) -> str:
 class SqliteInbox:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._handlers: dict[str, list[Callable[[InboxItem], None]]] = {}
+
+    def on_resolve(self, type: str, handler: Callable[[InboxItem], None]) -> None:
+        """Run ``handler`` after an item of ``type`` is resolved (in this process)."""
+        self._handlers.setdefault(type, []).append(handler)
 
     @staticmethod
     def _item(r: tuple) -> InboxItem:
@@ -88,7 +97,13 @@ class SqliteInbox:
         return self._must(item_id)
 
     def resolve(self, item_id: str, resolution: dict[str, Any], actor: str) -> InboxItem:
-        return self._close(item_id, InboxState.DONE, resolution, actor)
+        item = self._close(item_id, InboxState.DONE, resolution, actor)
+        for handler in self._handlers.get(item.type, ()):
+            try:
+                handler(item)
+            except Exception:  # noqa: BLE001 - the decision is recorded; a handler can be re-run
+                log.exception("inbox handler for %s failed on %s", item.type, item.id)
+        return item
 
     def dismiss(self, item_id: str, reason: str, actor: str) -> InboxItem:
         return self._close(item_id, InboxState.DISMISSED, {"dismissed": reason}, actor)
