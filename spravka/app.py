@@ -150,7 +150,10 @@ class Spravka:
         """Human tasks of every kind (escalations, triage, reviews, approvals)."""
         from spravka.store.sqlite.queues import SqliteInbox
 
-        return SqliteInbox(self._queue_db)
+        inbox = SqliteInbox(self._queue_db)
+        # A triage decision taken anywhere (console, API) teaches the classifier at once.
+        inbox.on_resolve("triage", lambda item: self.classifier.sync_triage(force=True))
+        return inbox
 
     @cached_property
     def outbox(self):
