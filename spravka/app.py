@@ -153,7 +153,18 @@ class Spravka:
         inbox = SqliteInbox(self._queue_db)
         # A triage decision taken anywhere (console, API) teaches the classifier at once.
         inbox.on_resolve("triage", lambda item: self.classifier.sync_triage(force=True))
+        # An operator's answer goes back to the user through the channel the question came from.
+        inbox.on_resolve("escalation", lambda item: self.escalations.on_resolved(item))
         return inbox
+
+    @cached_property
+    def escalations(self):
+        """Questions handed over to people: the operator queue plus Jira/Zendesk/webhook targets."""
+        from spravka.escalate import Escalations
+
+        return Escalations(self.inbox, self.outbox, self._queue_db, self.settings.escalate,
+                           log_event=lambda kind, payload, collection=None: self.store.log_event(
+                               kind, payload, collection=collection))
 
     @cached_property
     def outbox(self):
@@ -164,13 +175,88 @@ class Spravka:
 
     @cached_property
     def dispatcher(self):
-        """Sends the outbox; capabilities register their target schemes on it."""
+        """Sends the outbox; capabilities register their target schemes on it. It takes only the
+        schemes registered here (a bot process and ``spravka serve`` share one outbox) and
+        leases each message while sending it."""
         from spravka.delivery import OutboxDispatcher
         from spravka.delivery.webhook import WebhookSender
 
-        d = OutboxDispatcher(self.outbox)
-        d.register("webhook", WebhookSender())
+        dl, esc = self.settings.delivery, self.settings.escalate
+        d = OutboxDispatcher(self.outbox, max_attempts=dl.max_attempts, base_delay_s=dl.base_delay_s,
+                             max_delay_s=dl.max_delay_s, only_registered=True, lease_s=dl.lease_s)
+        secret = esc.webhook_secret.get_secret_value() if esc.webhook_secret else None
+        d.register("webhook", WebhookSender(secret=secret, timeout_s=dl.timeout_s))
+        if "jira" in esc.targets:
+            from spravka.escalate import JiraSender
+
+            j = esc.jira
+            d.register("jira", JiraSender(j.base_url, service_desk_id=j.service_desk_id,
+                                          request_type_id=j.request_type_id, email=j.email,
+                                          api_token=j.api_token.get_secret_value() if j.api_token else None,
+                                          timeout_s=dl.timeout_s))
+        if "zendesk" in esc.targets:
+            from spravka.escalate import ZendeskSender
+
+            z = esc.zendesk
+            d.register("zendesk", ZendeskSender(z.base_url, email=z.email, group_id=z.group_id,
+                                                api_token=z.api_token.get_secret_value() if z.api_token else None,
+                                                timeout_s=dl.timeout_s))
+        tg = self.settings.telegram
+        if tg.token is not None:
+            from spravka.delivery.telegram import TelegramSender
+
+            d.register("telegram", TelegramSender(tg.token.get_secret_value(), api_url=tg.api_url,
+                                                  timeout_s=dl.timeout_s))
         return d
+
+    def start_dispatcher(self) -> bool:
+        """Run the outbox dispatcher in a background thread (``spravka serve``, the bots)."""
+        if not self.settings.delivery.enabled:
+            return False
+        self.dispatcher.start(interval_s=self.settings.delivery.interval_s)
+        return True
+
+    # ---- answer cache and query log ------------------------------------------------------------
+    @cached_property
+    def cache(self):
+        """The answer cache (``settings.cache``), or None when it is off."""
+        c = self.settings.cache
+        if not c.enabled:
+            return None
+        from spravka.cache import AnswerCache
+        from spravka.core.text.normalize import normalize_query
+
+        if c.backend == "redis":
+            from spravka.cache.redis import RedisCacheBackend
+
+            if not c.url:
+                raise ConfigError("cache.backend = 'redis' needs cache.url", hint="e.g. redis://127.0.0.1:6379/0")
+            backend = RedisCacheBackend(c.url, prefix=c.prefix)
+        else:
+            from spravka.cache.sqlite import SqliteCacheBackend
+
+            backend = SqliteCacheBackend(self._queue_db)
+        return AnswerCache(backend, self.store, fingerprint=self._answer_fingerprint(), ttl_s=c.ttl_s,
+                           semantic_threshold=c.semantic_threshold, semantic_candidates=c.semantic_candidates,
+                           embed=lambda q: self.embedder.embed_query(normalize_query(q)))
+
+    def _answer_fingerprint(self) -> str:
+        """Everything in the configuration that shapes an answer: a change makes new cache keys."""
+        import hashlib
+        import json
+
+        st = self.settings
+        parts = {"answer": st.answer.model_dump(mode="json", exclude={"escalate", "fallback"}),
+                 "search": st.search.model_dump(mode="json"), "embedder": self.embedder.name,
+                 "llm": [st.llm.provider, st.llm.base_url, st.llm.model, st.llm.local_model]}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def purge_events(self, days: int | None = None) -> int:
+        """Delete query-log events older than ``days`` (default ``analytics.retention_days``; 0 keeps all)."""
+        from spravka.analytics.querylog import purge
+
+        days = self.settings.analytics.retention_days if days is None else days
+        return purge(self.store, days) if days > 0 else 0
 
     @cached_property
     def keys(self):
@@ -229,7 +315,8 @@ class Spravka:
         """Masks personal data before a request leaves the perimeter (external providers only)."""
         from spravka.privacy import PrivacyGuard
 
-        return PrivacyGuard()
+        p = self.settings.privacy
+        return PrivacyGuard(p.policy, p.kinds or None, min_confidence=p.min_confidence, require_ner=p.require_ner)
 
     @property
     def models_dir(self) -> Path:
@@ -321,21 +408,50 @@ class Spravka:
         from spravka.answer.pipeline import Answerer
 
         return Answerer(self.searcher, self.index, self.store, self.settings.answer, embedder=self.embedder,
-                        llm=lambda: self.llm, llm_available=self.llm_available, reranker=self.reranker)
+                        llm=lambda: self.llm, llm_available=self.llm_available, reranker=self.reranker,
+                        cache=self.cache)
 
     def answer(self, question: str, *, collection: str | None = None, flt: Filter | None = None,
-               mode: str | None = None, escalate: bool | None = None) -> Answer:
-        """An answer with citations, or an honest refusal; logged as an ``answer`` event."""
+               mode: str | None = None, escalate: bool | None = None, caller: dict | None = None,
+               use_cache: bool = True) -> Answer:
+        """An answer with citations, or an honest refusal; logged as an ``answer`` event.
+
+        ``caller`` (channel, role, key id; with ``reply_to``, ``contact`` and ``conversation`` for
+        escalations) goes into the query log without secrets. An answer with status ``escalate``
+        opens an escalation (``escalate.on_escalate_answer``)."""
         collection = collection or self.settings.collection
         self.check_collection(collection)
-        return self.answerer.answer(question, collection=collection, flt=flt, mode=mode, escalate=escalate)
+        a = self.answerer.answer(question, collection=collection, flt=flt, mode=mode, escalate=escalate,
+                                 caller=_loggable(caller), use_cache=use_cache)
+        self._maybe_escalate(a, caller)
+        return a
 
     def answer_stream(self, question: str, *, collection: str | None = None, flt: Filter | None = None,
-                      mode: str | None = None, escalate: bool | None = None) -> Iterator[StreamEvent]:
+                      mode: str | None = None, escalate: bool | None = None, caller: dict | None = None,
+                      use_cache: bool = True) -> Iterator[StreamEvent]:
         """Text deltas, maybe a reset with replacement text, then the final :class:`Answer` (SSE)."""
         collection = collection or self.settings.collection
         self.check_collection(collection)
-        return self.answerer.answer_stream(question, collection=collection, flt=flt, mode=mode, escalate=escalate)
+        events = self.answerer.answer_stream(question, collection=collection, flt=flt, mode=mode, escalate=escalate,
+                                             caller=_loggable(caller), use_cache=use_cache)
+
+        def watched() -> Iterator[StreamEvent]:
+            for ev in events:
+                if isinstance(ev, Answer):
+                    self._maybe_escalate(ev, caller)
+                yield ev
+
+        return watched()
+
+    def _maybe_escalate(self, a: Answer, caller: dict | None) -> None:
+        from spravka.core.types import AnswerStatus
+
+        if a.status != AnswerStatus.ESCALATE or not self.settings.escalate.on_escalate_answer:
+            return
+        c = caller or {}
+        self.escalations.create(a.question, collection=a.collection, answer=a, channel=c.get("channel", "cli"),
+                                reply_to=c.get("reply_to"), contact=c.get("contact"),
+                                conversation=c.get("conversation"), reason="low_confidence", caller=_loggable(c))
 
     def check_collection(self, collection: str) -> None:
         """Fail clearly instead of searching a collection built with another embedding model."""
@@ -350,6 +466,11 @@ class Spravka:
             )
 
     def close(self) -> None:
+        if "dispatcher" in self.__dict__:
+            self.dispatcher.stop()
+        cache = self.__dict__.get("cache")
+        if cache is not None:
+            cache.backend.close()
         if "llm" in self.__dict__:
             self.llm.close()
         if "local_server" in self.__dict__:
@@ -366,3 +487,13 @@ def _filter_repr(flt: Filter | None) -> dict | None:
         return None
     return {"conditions": [[c.field, c.op, c.value] for c in flt.conditions],
             "groups": list(flt.groups) if flt.groups is not None else None}
+
+
+#: what of a caller context the query log keeps (never a key, a contact or the conversation)
+_LOGGED_CALLER = ("channel", "role", "key", "key_name")
+
+
+def _loggable(caller: dict | None) -> dict | None:
+    if not caller:
+        return None
+    return {k: v for k, v in caller.items() if k in _LOGGED_CALLER and v is not None} or None

@@ -308,3 +308,17 @@ def test_address_without_street_type_is_joined_into_one(guard: PrivacyGuard) -> 
     )
     assert masked[0]["content"] == "Доставка по адресу [АДРЕС_1]."
     assert vault.restore("[АДРЕС_1]") == "Москва, Тверская 7 кв 5"
+
+
+def test_the_composition_root_builds_the_guard_from_settings(tmp_path):
+    from spravka.app import Spravka
+    from spravka.core.errors import PrivacyError
+    from spravka.core.settings import Settings
+
+    app = Spravka(Settings(home=tmp_path, privacy={"policy": "block", "kinds": ["snils", "email"]}))
+    with pytest.raises(PrivacyError):
+        app.guard.protect([{"role": "user", "content": "Мой e-mail ivan.petrov@example.ru"}])
+    masked = Spravka(Settings(home=tmp_path / "b")).guard
+    msgs, vault = masked.protect([{"role": "user", "content": "Пишите на ivan.petrov@example.ru"}])
+    assert "ivan.petrov@example.ru" not in msgs[0]["content"]
+    assert masked.restore(msgs[0]["content"], vault) == "Пишите на ivan.petrov@example.ru"

@@ -28,9 +28,11 @@ from spravka.answer.language import detect_language, refusal_text
 from spravka.answer.rerank import Reranker
 from spravka.answer.sources import Source, build_sources
 from spravka.answer.terms import QuestionTerms, question_terms
+from spravka.cache.service import AnswerCache
 from spravka.core.errors import ConfigError, InputError, ModelError, NotFoundError, PrivacyError
 from spravka.core.filters import Filter
 from spravka.core.settings import AnswerSettings
+from spravka.core.text.normalize import cache_key_text, normalize_query
 from spravka.core.types import Answer, AnswerStatus, Citation, Hit
 from spravka.models.chat import ChatModel, ChatResult
 from spravka.models.embedder import CachedEmbedder
@@ -108,6 +110,7 @@ class Answerer:
         llm_available: Callable[[], bool] | None = None,
         reranker: Reranker | None = None,
         gate: ConfidenceGate = DEFAULT_GATE,
+        cache: AnswerCache | None = None,
     ) -> None:
         self.searcher = searcher
         self.index = index
@@ -118,6 +121,7 @@ class Answerer:
         self.llm_available = llm_available or (lambda: llm is not None)
         self.reranker = reranker
         self.gate = gate
+        self.cache = cache
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -129,9 +133,12 @@ class Answerer:
         flt: Filter | None = None,
         mode: str | None = None,
         escalate: bool | None = None,
+        caller: dict[str, Any] | None = None,
+        use_cache: bool = True,
     ) -> Answer:
         final: Answer | None = None
-        for event in self._run(question, collection, flt, mode, escalate, stream=False):
+        for event in self._run(question, collection, flt, mode, escalate, stream=False, caller=caller,
+                               use_cache=use_cache):
             if isinstance(event, Answer):
                 final = event
         assert final is not None
@@ -145,10 +152,12 @@ class Answerer:
         flt: Filter | None = None,
         mode: str | None = None,
         escalate: bool | None = None,
+        caller: dict[str, Any] | None = None,
+        use_cache: bool = True,
     ) -> Iterator[StreamEvent]:
         """Text deltas (``str``), possibly a :class:`StreamReset` followed by replacement text,
         then the final :class:`Answer`."""
-        return self._run(question, collection, flt, mode, escalate, stream=True)
+        return self._run(question, collection, flt, mode, escalate, stream=True, caller=caller, use_cache=use_cache)
 
     def threshold(self, collection: str) -> float:
         value = self.store.collection_settings(collection).get("answer_threshold")
@@ -177,6 +186,8 @@ class Answerer:
         escalate: bool | None,
         *,
         stream: bool,
+        caller: dict[str, Any] | None = None,
+        use_cache: bool = True,
     ) -> Iterator[StreamEvent]:
         s = self.settings
         requested = mode or s.mode
@@ -184,6 +195,22 @@ class Answerer:
         # auto never fails for want of a model; an explicit generative mode only with fallback on
         may_fallback = requested == "auto" or s.fallback
         run = _Run(question, collection, detect_language(question))
+        cache = self.cache if use_cache else None
+        if cache is not None:
+            t = time.perf_counter()
+            threshold = self.threshold(collection)
+            hit = cache.lookup(question, collection, flt, mode, threshold=threshold)
+            run.lap("cache_ms", t)
+            if hit is not None:
+                answer = cache.answer_of(hit, normalize_query(question), uuid.uuid4().hex[:16])
+                answer.language = run.language
+                answer.timings_ms = {**run.timings, "total_ms": round((time.perf_counter() - run.t0) * 1000, 2)}
+                answer.notes = [f"cache: {hit.match} match" + (f" ({hit.similarity:.3f})" if hit.match == "semantic"
+                                                               else "")]
+                self._log(answer, None, threshold, flt, {}, caller)
+                yield answer.text
+                yield answer
+                return
         t = time.perf_counter()
         result = self.searcher.search(question, collection=collection, k=s.k, flt=flt)
         hits = list(result.hits)
@@ -232,7 +259,9 @@ class Answerer:
         answer.tokens = run.tokens
         answer.cost = round(run.cost, 8)
         answer.notes = run.notes
-        self._log(answer, features, threshold, flt, rerank_scores)
+        if cache is not None:
+            answer.cache = {"result": "miss", "stored": cache.save(question, answer, flt, mode)}
+        self._log(answer, features, threshold, flt, rerank_scores, caller)
         yield answer
 
     def _rerank(self, run: _Run, question: str, hits: list[Hit]) -> tuple[list[Hit], dict[str, float]]:
@@ -430,17 +459,24 @@ class Answerer:
     # ---- the event log ------------------------------------------------------------------------
 
     def _log(
-        self, a: Answer, f: GateFeatures, threshold: float, flt: Filter | None, rerank: dict[str, float]
+        self,
+        a: Answer,
+        f: GateFeatures | None,
+        threshold: float,
+        flt: Filter | None,
+        rerank: dict[str, float],
+        caller: dict[str, Any] | None = None,
     ) -> None:
         payload: dict[str, Any] = {
             "answer_id": a.id,
             "question": a.question,
+            "normalized": cache_key_text(a.question),
             "language": a.language,
             "mode": a.mode,
             "decision": str(a.status),
             "confidence": a.confidence,
             "threshold": threshold,
-            "features": f.as_dict(),
+            "features": f.as_dict() if f is not None else None,
             "cited": [c.doc_id for c in a.citations],
             "cited_chunks": [c.chunk_id for c in a.citations],
             "hits": [[h.chunk_id, round(h.score, 4)] for h in a.hits],
@@ -452,6 +488,15 @@ class Answerer:
         }
         if rerank:
             payload["rerank"] = [[cid, round(v, 4)] for cid, v in rerank.items()]
+        if a.cache:
+            payload["cache"] = a.cache.get("result")
+            if a.cache.get("result") == "hit":
+                payload["cache_match"] = a.cache.get("match")
+                payload["cache_similarity"] = a.cache.get("similarity")
+                payload["saved"] = {"llm_calls": a.cache.get("saved_llm_calls", 0),
+                                    "tokens": a.cache.get("saved_tokens", 0), "cost": a.cache.get("saved_cost", 0.0)}
+        if caller:
+            payload["caller"] = caller
         self.store.log_event("answer", payload, collection=a.collection)
 
 

@@ -62,13 +62,24 @@ class MetricsMiddleware:
 
 
 def create_app(sp: Any, *, demo_key: str | None = None, close_on_shutdown: bool = False,
-               resume_jobs: bool = True) -> FastAPI:
+               resume_jobs: bool = True, dispatch: bool | None = None) -> FastAPI:
     """The HTTP app over one :class:`~spravka.app.Spravka`. ``demo_key`` (``serve --demo``) is
-    given to the demo page's widget; it is an ordinary key of role user in group public."""
+    given to the demo page's widget; it is an ordinary key of role user in group public.
+    ``dispatch`` (default ``delivery.enabled``) runs the outbox dispatcher while the app runs;
+    starting also purges the query log past ``analytics.retention_days``."""
     svc = Service(sp, demo_key=demo_key)
+    dispatch = sp.settings.delivery.enabled if dispatch is None else dispatch
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        try:
+            purged = sp.purge_events()
+            if purged:
+                log.info("purged %d query-log events past the retention", purged)
+        except Exception:  # noqa: BLE001 - retention must not stop the server
+            log.exception("cannot purge old query-log events")
+        if dispatch:
+            sp.start_dispatcher()
         svc.warm_up()
         if resume_jobs:
             try:
@@ -78,6 +89,8 @@ def create_app(sp: Any, *, demo_key: str | None = None, close_on_shutdown: bool 
             except Exception:  # noqa: BLE001 - a broken job row must not stop the server
                 log.exception("cannot resume unfinished jobs")
         yield
+        if dispatch and "dispatcher" in sp.__dict__:
+            sp.dispatcher.stop()
         svc.close()
         if close_on_shutdown:
             sp.close()

@@ -44,6 +44,14 @@ class Metrics:
         self.escalations = Counter("spravka_escalations", "Questions passed to an operator", registry=r)
         self.jobs = Counter("spravka_jobs", "Background jobs finished", ["kind", "state"], registry=r)
         self.errors = Counter("spravka_errors", "Errors by code", ["code"], registry=r)
+        self.cache = Counter("spravka_answer_cache", "Answer cache lookups: hit (exact or semantic) or miss",
+                             ["result", "match"], registry=r)
+        self.cache_saved_calls = Counter("spravka_answer_cache_saved_llm_calls",
+                                         "LLM calls not made thanks to the answer cache", registry=r)
+        self.cache_saved_tokens = Counter("spravka_answer_cache_saved_tokens",
+                                          "LLM tokens not spent thanks to the answer cache", registry=r)
+        self.cache_saved_answers = Counter("spravka_answer_cache_saved_pipelines",
+                                           "Answers served without retrieval and generation", registry=r)
 
     def observe_timings(self, operation: str, timings_ms: Mapping[str, float]) -> None:
         for name, ms in timings_ms.items():
@@ -66,6 +74,14 @@ class Metrics:
                 self.tokens.labels(kind).inc(n)
         if answer.cost:
             self.cost.inc(answer.cost)
+        c = getattr(answer, "cache", None) or {}
+        if c.get("result") == "hit":
+            self.cache.labels("hit", str(c.get("match", "exact"))).inc()
+            self.cache_saved_answers.inc()
+            self.cache_saved_calls.inc(int(c.get("saved_llm_calls", 0)))
+            self.cache_saved_tokens.inc(int(c.get("saved_tokens", 0)))
+        elif c.get("result") == "miss":
+            self.cache.labels("miss", "").inc()
 
     def observe_search(self, result) -> None:
         self.searches.inc()

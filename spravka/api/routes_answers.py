@@ -67,12 +67,14 @@ def ask(req: AskRequest, request: Request, p: Principal = Depends(requires("ask"
     sp = svc.sp
     collection = req.collection or sp.settings.collection
     flt = p.filter(req.filters)
+    caller = p.caller("api")
     if not req.stream:
-        a = sp.answer(req.question, collection=collection, flt=flt, mode=req.mode, escalate=req.escalate)
+        a = sp.answer(req.question, collection=collection, flt=flt, mode=req.mode, escalate=req.escalate,
+                      caller=caller)
         svc.remember(a, p, "ask")
         return AskResponse.of(a)
     events = _first(sp.answer_stream(req.question, collection=collection, flt=flt, mode=req.mode,
-                                     escalate=req.escalate))
+                                     escalate=req.escalate, caller=caller))
     return StreamingResponse(_stream_errors(_ask_events(svc, p, events), lambda body: sse("error", body)),
                              media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -173,7 +175,7 @@ def chat_completions(req: ChatRequest, request: Request, p: Principal = Depends(
     flt = p.filter()
     created = int(time.time())
     if not req.stream:
-        a = sp.answer(question, collection=collection, flt=flt)
+        a = sp.answer(question, collection=collection, flt=flt, caller=p.caller("chat"))
         svc.remember(a, p, "chat")
         cites = [c.model_dump() for c in AskResponse.of(a).citations]
         return JSONResponse({
@@ -181,7 +183,7 @@ def chat_completions(req: ChatRequest, request: Request, p: Principal = Depends(
             "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text + sources_text(a, cites)},
                          "finish_reason": "stop"}],
             "usage": _usage(a), **_extra(a, cites)})
-    events = _first(sp.answer_stream(question, collection=collection, flt=flt))
+    events = _first(sp.answer_stream(question, collection=collection, flt=flt, caller=p.caller("chat")))
     return StreamingResponse(_stream_errors(_chat_events(svc, p, events, collection, created),
                                             lambda body: f"data: {json.dumps(body, ensure_ascii=False)}\n\n"),
                              media_type="text/event-stream", headers=SSE_HEADERS)
@@ -237,19 +239,30 @@ def feedback(req: FeedbackRequest, request: Request, p: Principal = Depends(requ
 
 
 @router.post("/v1/escalations", status_code=201, tags=["answers"],
-             summary="Call an operator: an inbox item of type 'escalation'")
+             summary="Call an operator: an escalation (inbox item of type 'escalation'), once per answer")
 def escalate(req: EscalationRequest, request: Request, p: Principal = Depends(requires("escalate"))):
     svc = service(request)
     known = svc.recall(req.answer_id) if req.answer_id else None
+    if req.answer_id and known is not None and known.get("key") not in (None, p.key.id) and p.role != "admin":
+        known = None  # another key's answer: escalate the question, but show none of that answer
     collection = req.collection or (known or {}).get("collection") or svc.sp.settings.collection
-    payload = {"question": req.question, "answer_id": req.answer_id, "contact": req.contact, "comment": req.comment,
-               "language": req.language, "key": p.key.id, "key_name": p.key.name,
-               "answer": (known or {}).get("text"), "answer_status": (known or {}).get("status"),
-               "cited": (known or {}).get("cited", [])}
-    item = svc.sp.inbox.add("escalation", req.question[:200], payload, collection=collection, ref=req.answer_id,
-                            dedup_key=f"escalation:{req.answer_id}" if req.answer_id else None)
-    # the event log never holds the contact (personal data stays in the inbox item only)
-    svc.sp.store.log_event("escalation", {"inbox_id": item.id, "answer_id": req.answer_id, "key": p.key.id},
-                           collection=collection)
+    item = svc.sp.escalations.create(
+        req.question, collection=collection, answer_id=req.answer_id, contact=req.contact, comment=req.comment,
+        language=req.language, channel="widget", chunks=(known or {}).get("hits"),
+        conversation=[{"role": "user", "text": req.question}] + (
+            [{"role": "assistant", "text": known["text"]}] if (known or {}).get("text") else []),
+        caller=p.caller("widget"), reason="user_request", answer_text=(known or {}).get("text"),
+        answer_status=(known or {}).get("status"))
     svc.metrics.escalations.inc()
     return {"id": item.id, "state": str(item.state), "type": item.type}
+
+
+@router.get("/v1/escalations/{escalation_id}", tags=["answers"],
+            summary="Poll an escalation (by its id or the answer id): its state and the operator's answer")
+def escalation_status(escalation_id: str, request: Request, p: Principal = Depends(requires("escalate"))):
+    svc = service(request)
+    item = svc.sp.escalations.get(escalation_id[:64])
+    owner = ((item.payload.get("caller") or {}).get("key"))
+    if p.role != "admin" and owner != p.key.id:
+        raise NotFoundError(f"escalation '{escalation_id[:64]}' not found")
+    return svc.sp.escalations.public(item)

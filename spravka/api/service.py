@@ -21,6 +21,7 @@ from spravka.auth.keys import ApiKey
 from spravka.core.errors import AuthError, ForbiddenError, InputError, NotFoundError
 from spravka.core.filters import Filter, parse_filters
 from spravka.core.types import PUBLIC_GROUP, Answer, IngestReport
+from spravka.escalate.service import chunk_dict
 
 log = logging.getLogger("spravka.api")
 
@@ -58,6 +59,10 @@ class Principal:
             raise ForbiddenError(f"the role '{self.role}' may not do this ({permission})",
                                  hint="ask an administrator for a key with the right role")
         return self
+
+    def caller(self, channel: str) -> dict[str, Any]:
+        """Who asked, for the query log: channel, role and key id (never the key itself)."""
+        return {"channel": channel, "role": self.role, "key": self.key.id, "key_name": self.key.name}
 
     def filter(self, filters: Any = None) -> Filter:
         """Every search and answer of this caller reads only its access groups (plus public)."""
@@ -150,7 +155,8 @@ class Service:
             self._answers[answer.id] = {"key": principal.key.id, "collection": answer.collection,
                                         "question": answer.question, "text": answer.text,
                                         "status": str(answer.status),
-                                        "cited": [c.doc_id for c in answer.citations]}
+                                        "cited": [c.doc_id for c in answer.citations],
+                                        "hits": [chunk_dict(h) for h in answer.hits]}
             while len(self._answers) > _RECENT_ANSWERS:
                 self._answers.popitem(last=False)
         self.metrics.observe_answer(answer)

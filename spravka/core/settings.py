@@ -221,6 +221,118 @@ class ClassifySettings(BaseModel):
     auto_fit_max: int = Field(1000, ge=0)
 
 
+class CacheSettings(BaseModel):
+    """The answer cache (spravka.cache). A cached answer is served only while every document it
+    was built from still has the content hash recorded with it (checked on each read)."""
+
+    enabled: bool = True
+    #: ``sqlite`` (in the data directory) or ``redis`` (shared by several app instances: ``url``)
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    url: str | None = None
+    #: seconds an answer stays cached (0 = until its sources change)
+    ttl_s: int = Field(24 * 3600, ge=0)
+    #: cosine similarity of question vectors above which another question's answer is reused;
+    #: None = exact matches only. ``python -m bench.cache`` measures a safe value on real data.
+    semantic_threshold: float | None = Field(None, ge=0.5, le=1.0)
+    #: newest entries per scope (collection, groups, filters, mode) searched by the semantic match
+    semantic_candidates: int = Field(5000, ge=1)
+    #: Redis key prefix (several deployments may share one Redis)
+    prefix: str = "spravka:cache"
+
+
+class AnalyticsSettings(BaseModel):
+    """The query log and its reports (spravka.analytics)."""
+
+    #: query-log events (answers, searches, feedback, escalations) older than this are purged by
+    #: ``spravka report purge`` and when ``spravka serve`` starts; 0 keeps them forever
+    retention_days: int = Field(365, ge=0)
+    #: cosine similarity of e5 question vectors that joins two questions into one cluster
+    cluster_threshold: float = Field(0.9, ge=0.5, le=1.0)
+    #: the newest unanswered or badly rated questions that are clustered
+    cluster_max: int = Field(2000, ge=10, le=20000)
+
+
+class JiraSettings(BaseModel):
+    """Jira Service Management: one request per escalation (REST ``/rest/servicedeskapi/request``)."""
+
+    base_url: str | None = None
+    service_desk_id: str = "1"
+    request_type_id: str = "1"
+    #: Basic auth (Cloud: e-mail + API token) or, without ``email``, a bearer token (Data Center PAT)
+    email: str | None = None
+    api_token: SecretStr | None = None
+
+
+class ZendeskSettings(BaseModel):
+    """Zendesk Support: one ticket per escalation (``/api/v2/tickets``)."""
+
+    base_url: str | None = None
+    email: str | None = None
+    api_token: SecretStr | None = None
+    group_id: int | None = None
+
+
+class EscalateSettings(BaseModel):
+    """Escalations to people (spravka.escalate): always the built-in operator queue (the inbox),
+    plus the outside targets listed in ``targets``, each delivered through the outbox."""
+
+    #: any of ``jira``, ``zendesk``, ``webhook``
+    targets: list[Literal["jira", "zendesk", "webhook"]] = Field(default_factory=list)
+    #: an answer with status ``escalate`` (refused while escalation is on) opens an escalation
+    on_escalate_answer: bool = True
+    jira: JiraSettings = Field(default_factory=JiraSettings)
+    zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings)
+    webhook_url: str | None = None
+    #: HMAC-SHA256 of the body in ``X-Spravka-Signature``
+    webhook_secret: SecretStr | None = None
+
+
+class DeliverySettings(BaseModel):
+    """The outbox dispatcher (spravka.delivery) that ``spravka serve`` and the bots run."""
+
+    enabled: bool = True
+    interval_s: float = Field(1.0, gt=0)
+    max_attempts: int = Field(12, ge=1)
+    base_delay_s: float = Field(2.0, gt=0)
+    max_delay_s: float = Field(900.0, gt=0)
+    #: a message being sent is hidden from other processes this long; a process killed mid-send
+    #: leaves it to be sent again (with the same idempotency key) after the lease
+    lease_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class TelegramSettings(BaseModel):
+    """The Telegram bot (``spravka bot telegram``; the ``telegram`` extra)."""
+
+    token: SecretStr | None = None
+    #: a local Bot API server or a proxy (``https://api.telegram.org`` when unset)
+    api_url: str | None = None
+    #: chats and users allowed without a login; they read ``groups``
+    allow_chats: list[int] = Field(default_factory=list)
+    allow_users: list[int] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=lambda: ["public"])
+    #: anyone may ask (public documents only) without being on a list or logged in
+    open: bool = False
+    #: questions per chat: sustained per minute, and the burst
+    rate_per_minute: float = Field(20.0, gt=0)
+    burst: int = Field(5, ge=1)
+    collection: str | None = None
+    mode: Literal["auto", "extractive", "generative"] | None = None
+
+
+class PrivacySettings(BaseModel):
+    """The 152-FZ guard in front of providers marked ``external`` (in-perimeter ones skip it)."""
+
+    #: mask (reversibly, restored in the reply) · block (refuse the call) · allow (count and log only)
+    policy: Literal["mask", "block", "allow"] = "mask"
+    #: kinds to look for (passport, snils, inn, ogrn, ogrnip, card, account, phone, email, person,
+    #: address, birth_date, location); empty = all but bare place names
+    kinds: list[str] = Field(default_factory=list)
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    #: refuse to run without the name/address model instead of falling back to patterns only
+    require_ner: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SPRAVKA_",
@@ -237,9 +349,15 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    escalate: EscalateSettings = Field(default_factory=EscalateSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
 
     @classmethod
     def settings_customise_sources(

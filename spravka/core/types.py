@@ -207,3 +207,6 @@ class Answer:
     #: why the gate decided as it did, which checks failed, fallbacks taken
     notes: list[str] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
+    #: the answer cache's part: ``{"result": "hit", "match": "exact"|"semantic", "saved_llm_calls": …}``
+    #: or ``{"result": "miss"}``; empty when the cache is off
+    cache: dict[str, Any] = field(default_factory=dict)

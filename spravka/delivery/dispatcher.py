@@ -48,8 +48,15 @@ class OutboxDispatcher:
         base_delay_s: float = 2.0,
         max_delay_s: float = 900.0,
         clock: Callable[[], float] = time.time,
+        only_registered: bool = False,
+        lease_s: float = 0.0,
     ) -> None:
+        """``only_registered``: take only messages whose scheme has a sender here, so several
+        processes with different senders (``spravka serve`` and a bot) share one outbox.
+        ``lease_s``: hide a message from other processes while it is being sent."""
         self.outbox = outbox
+        self.only_registered = only_registered
+        self.lease_s = lease_s
         self.senders: dict[str, Sender] = {}
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
@@ -69,7 +76,8 @@ class OutboxDispatcher:
     def run_once(self, limit: int = 50) -> DispatchReport:
         report = DispatchReport()
         with self._lock:  # one delivery round at a time per process
-            for msg in self.outbox.due(self.clock(), limit):
+            schemes = sorted(self.senders) if self.only_registered else None
+            for msg in self.outbox.due(self.clock(), limit, schemes=schemes, lease_s=self.lease_s):
                 scheme = msg.target.split(":", 1)[0]
                 sender = self.senders.get(scheme)
                 try:

@@ -104,3 +104,26 @@ def write_jsonl(path: Path, items: Iterable[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for item in items:
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+
+def append_jsonl(path: Path, items: Iterable[dict[str, Any]]) -> int:
+    """Append items whose question is not in the file yet (case-insensitive); returns how many."""
+    seen: set[str] = set()
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    seen.add(str(json.loads(line).get("question", "")).strip().lower())
+                except ValueError:
+                    continue
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("a", encoding="utf-8") as f:
+        for item in items:
+            q = str(item.get("question", "")).strip().lower()
+            if not q or q in seen:
+                continue
+            seen.add(q)
+            f.write(json.dumps(item, ensure_ascii=False) + "\n")
+            n += 1
+    return n

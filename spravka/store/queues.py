@@ -91,7 +91,9 @@ class Outbox(Protocol):
     def enqueue(self, target: str, payload: dict[str, Any], idempotency_key: str) -> OutboxMessage:
         """Persist a delivery; the same key twice returns the existing message."""
 
-    def due(self, now: float, limit: int = 50) -> list[OutboxMessage]: ...
+    def due(self, now: float, limit: int = 50, *, schemes: list[str] | None = None,
+            lease_s: float = 0.0) -> list[OutboxMessage]:
+        """Due messages (of ``schemes`` only), leased for ``lease_s`` against other dispatchers."""
 
     def mark_delivered(self, message_id: str, response: dict[str, Any] | None = None) -> None: ...
 

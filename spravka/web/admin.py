@@ -289,6 +289,76 @@ def questions(request: Request):
     return page("admin/questions.html", **_ctx(request, p, csrf, "questions", rows=rows))
 
 
+# ---- analytics --------------------------------------------------------------------------------------
+
+def _days(value: Any, default: int = 30) -> int:
+    try:
+        return max(1, min(3650, int(value)))
+    except (TypeError, ValueError):
+        return default
+
+
+@router.get("/analytics")
+def analytics(request: Request):
+    from spravka.analytics.report import charts
+    from spravka.analytics.service import analyze
+    from spravka.evaluate.charts import CHART_CSS
+
+    p, csrf = _session(request)
+    svc = _svc(request)
+    days = _days(request.query_params.get("days"))
+    a = analyze(svc.sp, days=days)
+    return page("admin/analytics.html", **_ctx(request, p, csrf, "analytics", days=days, r=a.report,
+                                               charts=charts(a.report), clusters=a.clusters, chart_css=CHART_CSS))
+
+
+@router.get("/analytics.csv")
+def analytics_csv(request: Request):
+    import io
+
+    from spravka.analytics.querylog import load_rows
+    from spravka.analytics.report import write_csv
+
+    _session(request)
+    days = _days(request.query_params.get("days"))
+    buf = io.StringIO()
+    write_csv(load_rows(_svc(request).sp.store, days=days), buf)
+    return Response(buf.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="spravka-queries-{days}d.csv"',
+                             "Cache-Control": "no-store"})
+
+
+@router.post("/analytics/action")
+async def analytics_action(request: Request):
+    from spravka.analytics.actions import add_to_golden, draft_kb_entry
+
+    p, _ = _session(request)
+    svc = _svc(request)
+    form = await request.form()
+    _check_csrf(request, form.get("csrf"))
+    days = _days(form.get("days"))
+    ids = [i for i in str(form.get("ids") or "").split(",") if i][:200]
+    question = str(form.get("question") or "").strip()[:1000]
+    action = str(form.get("action") or "")
+    if not ids or not question:
+        return _back("/admin/analytics", "пустой кластер", error=True, days=days)
+    if action == "golden":
+        path, n = await run_in_threadpool(add_to_golden, svc.sp.store, svc.sp.home, ids)
+        return _back("/admin/analytics", f"В золотой набор добавлено вопросов: {n} ({path})", days=days)
+    if action == "draft":
+        ops = svc.sp.escalations.operator_answers()
+        op = next((ops[i] for i in ids if i in ops), None)
+        wanted = set(ids)
+        examples = [e.get("question", "") for e in svc.sp.store.events(kind="answer", limit=20000)
+                    if e.get("answer_id") in wanted][:20]
+        path = draft_kb_entry(svc.sp.home, question, answer=(op or {}).get("answer"), examples=examples,
+                              collection=(op or {}).get("collection"),
+                              source=f"escalation:{op['inbox_id']}" if op else "analytics cluster", by=p.key.name)
+        note = "из ответа оператора" if op else "без ответа: допишите его"
+        return _back("/admin/analytics", f"Черновик {note}: {path.name} (в {path.parent})", days=days)
+    return _back("/admin/analytics", "неизвестное действие", error=True, days=days)
+
+
 # ---- inbox ------------------------------------------------------------------------------------------
 
 @router.get("/inbox")
@@ -320,6 +390,16 @@ async def inbox_action(request: Request):
             svc.sp.inbox.resolve(item_id, {"answer": text} if text else {}, p.key.name)
         elif action == "dismiss":
             svc.sp.inbox.dismiss(item_id, text or "без причины", p.key.name)
+        elif action == "draft":
+            item = svc.sp.inbox.get(item_id)
+            answer = ((item.resolution or {}).get("answer") if item else None)
+            if item is None or item.type != "escalation" or not answer:
+                raise SpravkaError("черновик делается из решённой эскалации с ответом оператора")
+            from spravka.analytics.actions import draft_kb_entry
+
+            path = draft_kb_entry(svc.sp.home, item.payload.get("question") or item.title, answer=answer,
+                                  collection=item.collection, source=f"escalation:{item.id}", by=p.key.name)
+            return _back("/admin/inbox", f"Черновик: {path.name} (в {path.parent})")
         else:
             raise SpravkaError("неизвестное действие")
     except SpravkaError as e:

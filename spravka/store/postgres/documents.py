@@ -280,16 +280,24 @@ class PgDocumentStore:
         )
         return int(rows[0][0])
 
-    def events(self, kind: str | None = None, limit: int = 100) -> Iterator[dict[str, Any]]:
-        sql = "SELECT id, ts, kind, collection, payload FROM events"
+    def events(self, kind: str | None = None, limit: int = 100, since: str | None = None) -> Iterator[dict[str, Any]]:
+        sql = "SELECT id, ts, kind, collection, payload FROM events WHERE true"
         params: list[Any] = []
         if kind:
-            sql += " WHERE kind=%s"
+            sql += " AND kind=%s"
             params.append(kind)
+        if since:
+            sql += " AND ts>=%s"
+            params.append(since)
         sql += " ORDER BY id DESC LIMIT %s"
         params.append(limit)
         for r in self.db.query(sql, params):
             yield {"id": r[0], "ts": r[1], "kind": r[2], "collection": r[3], **r[4]}
+
+    def purge_events(self, before: str, kinds: Sequence[str]) -> int:
+        if not kinds:
+            return 0
+        return int(self.db.execute("DELETE FROM events WHERE ts<%s AND kind = ANY(%s)", (before, list(kinds))) or 0)
 
     def start_job(self, kind: str, params: dict[str, Any]) -> str:
         job_id = uuid.uuid4().hex[:12]

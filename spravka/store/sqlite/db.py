@@ -296,3 +296,32 @@ CREATE TABLE classify_tickets(
 """
 MIGRATIONS[4] = _SCHEMA_V4
 SCHEMA_VERSION = 4
+
+
+# v5: operations. The answer cache (spravka/cache/sqlite.py; ``entry`` is JSON and records the
+# documents and content hashes the answer was built from, checked on every read), and the
+# Telegram chats bound to an API key by ``/login`` (spravka/bots/telegram.py; the key itself is
+# never stored, only its id).
+_SCHEMA_V5 = """
+CREATE TABLE answer_cache(
+    key TEXT PRIMARY KEY,
+    scope TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    question TEXT NOT NULL,
+    vector BLOB,
+    entry TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL DEFAULT 0,
+    hits INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX answer_cache_scope ON answer_cache(scope, created_at);
+CREATE TABLE telegram_bindings(
+    chat_id INTEGER PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    user_id INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX events_ts ON events(ts)
+"""
+MIGRATIONS[5] = _SCHEMA_V5
+SCHEMA_VERSION = 5

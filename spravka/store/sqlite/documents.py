@@ -213,16 +213,28 @@ class SqliteDocumentStore:
         )
         return int(cur.lastrowid or 0)
 
-    def events(self, kind: str | None = None, limit: int = 100) -> Iterator[dict[str, Any]]:
-        sql = "SELECT id, ts, kind, collection, payload FROM events"
+    def events(self, kind: str | None = None, limit: int = 100, since: str | None = None) -> Iterator[dict[str, Any]]:
+        """Newest first; ``since`` (an ISO timestamp) keeps the events at or after it."""
+        sql = "SELECT id, ts, kind, collection, payload FROM events WHERE 1"
         params: list[Any] = []
         if kind:
-            sql += " WHERE kind=?"
+            sql += " AND kind=?"
             params.append(kind)
+        if since:
+            sql += " AND ts>=?"
+            params.append(since)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         for r in self.db.query(sql, params):
             yield {"id": r[0], "ts": r[1], "kind": r[2], "collection": r[3], **json.loads(r[4])}
+
+    def purge_events(self, before: str, kinds: Sequence[str]) -> int:
+        """Delete events of ``kinds`` older than ``before`` (the query log's retention)."""
+        if not kinds:
+            return 0
+        cur = self.db.execute(f"DELETE FROM events WHERE ts<? AND kind IN ({','.join('?' * len(kinds))})",
+                              [before, *kinds])
+        return int(cur.rowcount or 0)
 
     def start_job(self, kind: str, params: dict[str, Any]) -> str:
         job_id = uuid.uuid4().hex[:12]

@@ -20,7 +20,6 @@ from spravka.store.sqlite.db import Database
 from spravka.store.sqlite.dense import DenseStore
 from spravka.store.sqlite.documents import SqliteDocumentStore
 
-
 #: a JSON value as Python's ``str()`` writes it, which is how ``Filter.matches`` compares values
 _AS_TEXT = "(CASE type WHEN 'true' THEN 'True' WHEN 'false' THEN 'False' ELSE CAST(value AS TEXT) END)"
 

@@ -142,12 +142,27 @@ class SqliteOutbox:
         rows = self.db.query(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id=?", (message_id,))
         return self._msg(rows[0]) if rows else None
 
-    def due(self, now_ts: float, limit: int = 50) -> list[OutboxMessage]:
-        rows = self.db.query(
-            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE state='pending' AND next_attempt_at<=?"
-            " ORDER BY next_attempt_at LIMIT ?",
-            (now_ts, limit),
-        )
+    def due(self, now_ts: float, limit: int = 50, *, schemes: list[str] | None = None,
+            lease_s: float = 0.0) -> list[OutboxMessage]:
+        """Pending messages whose time has come (of these target ``schemes`` only). With
+        ``lease_s`` they are leased in the same transaction: hidden from every other dispatcher
+        (another process too) until then, so two processes never send the same message at once,
+        and one killed mid-send leaves it to be sent again after the lease."""
+        sql = f"SELECT {_OUTBOX_COLS} FROM outbox WHERE state='pending' AND next_attempt_at<=?"
+        params: list[Any] = [now_ts]
+        if schemes is not None:
+            if not schemes:
+                return []
+            sql += f" AND substr(target, 1, instr(target, ':') - 1) IN ({','.join('?' * len(schemes))})"
+            params += list(schemes)
+        sql += " ORDER BY next_attempt_at LIMIT ?"
+        params.append(limit)
+        with self.db.transaction():
+            rows = self.db.query(sql, params)
+            if lease_s > 0 and rows:
+                ids = [r[0] for r in rows]
+                self.db.execute(f"UPDATE outbox SET next_attempt_at=? WHERE id IN ({','.join('?' * len(ids))})",
+                                [now_ts + lease_s, *ids])
         return [self._msg(r) for r in rows]
 
     def mark_delivered(self, message_id: str, response: dict[str, Any] | None = None) -> None:

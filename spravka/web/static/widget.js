@@ -29,6 +29,7 @@
       unhelpful: "Не помогло", thanks: "Спасибо за отзыв!", commentPh: "Что было не так? (необязательно)",
       commentSend: "Отправить", operator: "Позвать оператора", contactPh: "Телефон или e-mail для связи",
       operatorSend: "Передать оператору", operatorDone: "Вопрос передан оператору. Мы свяжемся с вами.",
+      operatorAnswer: "Ответ оператора",
       error: "Не удалось получить ответ", rate: "Слишком много вопросов подряд. Повторите через {s} с.",
       noKey: "Виджет не настроен: нет ключа API (data-key).", open: "Открыть источник",
       greeting: "Здравствуйте! Спросите о чём-нибудь — отвечу по базе знаний и покажу источники."
@@ -39,6 +40,7 @@
       unhelpful: "Not helpful", thanks: "Thank you for the feedback!", commentPh: "What was wrong? (optional)",
       commentSend: "Send", operator: "Call an operator", contactPh: "Phone or e-mail to reach you",
       operatorSend: "Pass to an operator", operatorDone: "Your question is with an operator. We will contact you.",
+      operatorAnswer: "The operator's answer",
       error: "Could not get an answer", rate: "Too many questions in a row. Try again in {s} s.",
       noKey: "The widget is not configured: no API key (data-key).", open: "Open the source",
       greeting: "Hello! Ask me anything: I answer from the knowledge base and show the sources."
@@ -340,13 +342,34 @@
         var body = { question: question, answer_id: answer.id, contact: c, language: lang };
         if (collection) body.collection = collection;
         post("/v1/escalations", body).then(function (r) {
-          return r.ok ? T.operatorDone : errorText(r);
+          if (!r.ok) return errorText(r);
+          return r.json().then(function (b) { if (b && b.id) pollOperator(b.id); return T.operatorDone; },
+                               function () { return T.operatorDone; });
         }, function () { return T.error; }).then(function (t) {
           row.replaceWith(el("div", "sw-muted sw-escalated", t));
           scrollDown();
         });
       });
     });
+  }
+
+  /* The operator answers in the console; while the page is open the widget shows the answer. */
+  function pollOperator(id) {
+    var delay = 5000;
+    function tick() {
+      fetch(apiBase + "/v1/escalations/" + encodeURIComponent(id), { headers: headers(false) }).then(function (r) {
+        return r.ok ? r.json() : null;
+      }).then(function (b) {
+        if (b && b.state === "done" && b.answer) {
+          say("sw-bot sw-operator", T.operatorAnswer + ": " + b.answer);
+          return;
+        }
+        if (b && b.state === "dismissed") return;
+        delay = Math.min(delay * 1.5, 60000);
+        setTimeout(tick, delay);
+      }, function () { setTimeout(tick, 60000); });
+    }
+    setTimeout(tick, delay);
   }
 
   var busy = false;

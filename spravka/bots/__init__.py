@@ -1,0 +1,1 @@
+"""Chat bots: thin interfaces over the same answer pipeline (``spravka bot telegram``)."""
