@@ -35,6 +35,7 @@ from spravka.core.errors import ConfigError, InputError, StoreError
 from spravka.core.filters import Filter
 from spravka.core.types import Chunk, Hit
 from spravka.store.base import DenseCandidates, IndexRow, LexicalCandidates
+from spravka.store.lexical import Vocabulary, VocabularyCache
 from spravka.store.milvus.config import MilvusConfig
 from spravka.store.milvus.filters import (
     NOTHING,
@@ -48,7 +49,6 @@ from spravka.store.milvus.filters import (
 )
 from spravka.store.postgres.candidates import STATS_SAMPLE, filter_view, select_dense, stats_of
 from spravka.store.sqlite.documents import SqliteDocumentStore
-from spravka.store.sqlite.index import Vocabulary
 
 TITLE_REPEAT = 2
 _BATCH = 1000
@@ -113,7 +113,7 @@ class MilvusSearchIndex:
         self._counts: OrderedDict[tuple, int] = OrderedDict()
         self._samples: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._facets: dict[str, tuple[int, Facets]] = {}
-        self._vocab: dict[str, tuple[int, Vocabulary]] = {}
+        self._vocab = VocabularyCache()
 
     # ---- names and collections -----------------------------------------------------------------
     def name(self, collection: str) -> str:
@@ -326,7 +326,7 @@ class MilvusSearchIndex:
             self.db.execute("DELETE FROM milvus_docs WHERE collection=?", (collection,))
             self._bump(collection)
         self._facets.pop(collection, None)
-        self._vocab.pop(collection, None)
+        self._vocab.drop(collection)
 
     # ---- filters -------------------------------------------------------------------------------
     def _expr(self, collection: str, generation: int, flt: Filter) -> str | None:
@@ -441,14 +441,8 @@ class MilvusSearchIndex:
 
     # ---- lexical -------------------------------------------------------------------------------
     def vocabulary(self, collection: str, generation: int) -> Vocabulary:
-        cached = self._vocab.get(collection)
-        if cached is None or cached[0] != generation:
-            terms = [
-                r[0] for r in self.db.query("SELECT term FROM milvus_terms WHERE collection=?", (collection,))
-            ]
-            cached = (generation, Vocabulary(terms))
-            self._vocab[collection] = cached
-        return cached[1]
+        return self._vocab.get(collection, generation, lambda: [
+            r[0] for r in self.db.query("SELECT term FROM milvus_terms WHERE collection=?", (collection,))])
 
     def search_lexical(
         self,

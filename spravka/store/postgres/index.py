@@ -38,11 +38,11 @@ from psycopg.types.json import Jsonb
 from spravka.core.filters import Filter
 from spravka.core.types import Chunk, Hit
 from spravka.store.base import DenseCandidates, IndexRow, LexicalCandidates
+from spravka.store.lexical import Vocabulary, VocabularyCache
 from spravka.store.postgres.candidates import STATS_SAMPLE, filter_view, select_dense, stats_of
 from spravka.store.postgres.db import PgDatabase
 from spravka.store.postgres.documents import PgDocumentStore, _nul
 from spravka.store.postgres.filters import compile_filter
-from spravka.store.sqlite.index import Vocabulary
 
 K1, B = 1.2, 0.75
 #: filters allowing at most this many chunks are searched exactly (no HNSW)
@@ -96,7 +96,7 @@ class PgSearchIndex:
         self.hnsw = (hnsw_m, hnsw_ef_construction)
         self.iterative = db.vector_version >= (0, 8)
         self._indexed: set[int] = set()
-        self._vocab: dict[int, tuple[int, Vocabulary]] = {}
+        self._vocab = VocabularyCache()
         self._counts: OrderedDict[tuple, int] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -234,7 +234,7 @@ class PgSearchIndex:
                 (cid,),
             )
         self._indexed.discard(cid)
-        self._vocab.pop(cid, None)
+        self._vocab.drop(cid)
 
     # ---- dense ---------------------------------------------------------------------------------
     def _allowed(self, cid: int, generation: int, flt: Filter, where: str, params: dict) -> int:
@@ -314,15 +314,8 @@ class PgSearchIndex:
 
     # ---- lexical -------------------------------------------------------------------------------
     def vocabulary(self, cid: int, generation: int) -> Vocabulary:
-        cached = self._vocab.get(cid)
-        if cached is None or cached[0] != generation:
-            terms = [
-                r[0]
-                for r in self.db.query("SELECT term FROM lex_terms WHERE collection_id=%s AND df > 0", (cid,))
-            ]
-            cached = (generation, Vocabulary(terms))
-            self._vocab[cid] = cached
-        return cached[1]
+        return self._vocab.get(cid, generation, lambda: [
+            r[0] for r in self.db.query("SELECT term FROM lex_terms WHERE collection_id=%s AND df > 0", (cid,))])
 
     def search_lexical(
         self,

@@ -16,6 +16,7 @@ import numpy as np
 from spravka.core.filters import Filter
 from spravka.core.types import Hit
 from spravka.store.base import DenseCandidates, IndexRow, LexicalCandidates
+from spravka.store.lexical import Vocabulary, VocabularyCache
 from spravka.store.sqlite.db import Database
 from spravka.store.sqlite.dense import DenseStore
 from spravka.store.sqlite.documents import SqliteDocumentStore
@@ -50,46 +51,6 @@ def compile_filter(flt: Filter, alias: str = "c") -> tuple[str, list]:
     return (" AND ".join(parts) or "1"), params
 
 
-class Vocabulary:
-    """A collection's lexical vocabulary with a one-edit neighbourhood, for typo tolerance.
-
-    Support questions are typed in a hurry («пренадлежат», «приложеиии»). A query term that the
-    collection does not contain is expanded with the terms one edit away (SymSpell-style delete
-    neighbourhoods: a deletion on both sides covers insertions, deletions and substitutions).
-    """
-
-    MIN_LEN = 5
-
-    def __init__(self, terms: Iterable[str]) -> None:
-        self.terms = set(terms)
-        self._deletes: dict[str, list[str]] | None = None
-
-    @staticmethod
-    def _variants(word: str) -> set[str]:
-        return {word[:i] + word[i + 1 :] for i in range(len(word))} | {word}
-
-    def _index(self) -> dict[str, list[str]]:
-        if self._deletes is None:
-            idx: dict[str, list[str]] = {}
-            for t in self.terms:
-                if len(t) >= self.MIN_LEN and not t.isdigit():
-                    for v in self._variants(t):
-                        idx.setdefault(v, []).append(t)
-            self._deletes = idx
-        return self._deletes
-
-    def expand(self, terms: Sequence[str]) -> list[str]:
-        out: list[str] = []
-        for t in terms:
-            out.append(t)
-            if t in self.terms or len(t) < self.MIN_LEN or t.isdigit():
-                continue
-            idx = self._index()
-            near = {c for v in self._variants(t) for c in idx.get(v, ())}
-            out.extend(sorted(near))
-        return out
-
-
 def fts_query(terms: Sequence[str]) -> str:
     """OR of quoted terms: every term may contribute, BM25 ranks by how many and how rare."""
     seen = dict.fromkeys(t.replace('"', "") for t in terms if t)
@@ -102,7 +63,7 @@ class SqliteSearchIndex:
         self.store = store
         self.dim = dim
         self.dense = DenseStore(db, snapshot_dir)
-        self._vocab: dict[int, tuple[int, Vocabulary]] = {}
+        self._vocab = VocabularyCache()
 
     def _cid(self, collection: str, create: bool = False) -> int:
         return self.store.collection_id(collection, create=create)
@@ -186,13 +147,12 @@ class SqliteSearchIndex:
 
     def vocabulary(self, cid: int) -> Vocabulary:
         generation = int(self.db.query("SELECT generation FROM collections WHERE id=?", (cid,))[0][0])
-        cached = self._vocab.get(cid)
-        if cached is None or cached[0] != generation:
+
+        def load() -> list[str]:
             self._ensure_fts(cid)
-            terms = [r[0] for r in self.db.query(f"SELECT term FROM {self._fts(cid)}_vocab")]
-            cached = (generation, Vocabulary(terms))
-            self._vocab[cid] = cached
-        return cached[1]
+            return [r[0] for r in self.db.query(f"SELECT term FROM {self._fts(cid)}_vocab")]
+
+        return self._vocab.get(cid, generation, load)
 
     def search_lexical(
         self,
