@@ -32,6 +32,26 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+def post_checked(client: Any, url: str, *, headers: dict[str, str], what: str,
+                 json_body: Any = None, content: bytes | None = None) -> Any:
+    """POST and sort the outcome the way every HTTP target needs it: network errors, 5xx, 408,
+    425 and 429 are worth a retry (honouring ``Retry-After``); another 4xx means the other side
+    rejected the message itself, so retrying cannot help."""
+    import httpx
+
+    try:
+        r = client.post(url, json=json_body, content=content, headers=headers)
+    except httpx.HTTPError as e:
+        raise DeliveryError(f"{what} unreachable: {type(e).__name__}") from e
+    if r.status_code in (408, 425, 429) or r.status_code >= 500:
+        ra = r.headers.get("Retry-After")
+        raise DeliveryError(f"{what} answered {r.status_code}",
+                            retry_after=float(ra) if ra and ra.isdigit() else None)
+    if r.status_code >= 400:
+        raise DeliveryError(f"{what} rejected the request: {r.status_code} {r.text[:300]}", permanent=True)
+    return r
+
+
 @dataclass
 class DispatchReport:
     delivered: list[str] = field(default_factory=list)

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from spravka.delivery.dispatcher import DeliveryError
+from spravka.delivery.dispatcher import post_checked
 from spravka.store.queues import OutboxMessage
 
 
@@ -29,16 +29,7 @@ class WebhookSender:
         headers = {"Content-Type": "application/json", "Idempotency-Key": msg.idempotency_key}
         if self.secret:
             headers["X-Spravka-Signature"] = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        try:
-            r = self.client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as e:
-            raise DeliveryError(f"webhook unreachable: {type(e).__name__}") from e
-        if r.status_code in (408, 425, 429) or r.status_code >= 500:
-            retry_after = r.headers.get("Retry-After")
-            raise DeliveryError(f"webhook answered {r.status_code}",
-                                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)
-        if r.status_code >= 400:
-            raise DeliveryError(f"webhook rejected the message: {r.status_code} {r.text[:200]}", permanent=True)
+        r = post_checked(self.client, url, headers=headers, what="webhook", content=body)
         try:
             return {"status": r.status_code, "body": r.json()}
         except ValueError:

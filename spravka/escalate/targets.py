@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from spravka.core.errors import ConfigError
-from spravka.delivery.dispatcher import DeliveryError
+from spravka.delivery.dispatcher import post_checked
 from spravka.store.queues import OutboxMessage
 
 _MAX_DESCRIPTION = 30_000
@@ -22,17 +22,7 @@ _MAX_DESCRIPTION = 30_000
 
 def post_json(client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str], what: str
               ) -> httpx.Response:
-    try:
-        r = client.post(url, json=body, headers=headers)
-    except httpx.HTTPError as e:
-        raise DeliveryError(f"{what} unreachable: {type(e).__name__}") from e
-    if r.status_code in (408, 425, 429) or r.status_code >= 500:
-        ra = r.headers.get("Retry-After")
-        raise DeliveryError(f"{what} answered {r.status_code}",
-                            retry_after=float(ra) if ra and ra.isdigit() else None)
-    if r.status_code >= 400:
-        raise DeliveryError(f"{what} rejected the request: {r.status_code} {r.text[:300]}", permanent=True)
-    return r
+    return post_checked(client, url, headers=headers, what=what, json_body=body)
 
 
 def _auth(email: str | None, token: str | None) -> dict[str, str]:
