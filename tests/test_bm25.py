@@ -1,0 +1,121 @@
+"""The in-memory BM25 index scores exactly as SQLite FTS5's bm25() does, and stays current."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from spravka.core.filters import Filter, parse_filters
+from spravka.core.types import Chunk
+from spravka.store.base import IndexRow
+from spravka.store.lexical import Bm25Index
+from spravka.store.sqlite.db import Database
+from spravka.store.sqlite.documents import SqliteDocumentStore
+from spravka.store.sqlite.index import SqliteSearchIndex
+
+DIM = 8
+WORDS = ["возврат", "товар", "доставка", "курьер", "отпуск", "заявление", "пароль", "vpn", "2024", "гарантия",
+         "чек", "срок", "день", "оплата", "карта", "монетизация", "видео", "канал", "ошибка", "приложение"]
+
+
+def make(home):
+    db = Database(home / "spravka.db")
+    store = SqliteDocumentStore(db)
+    return db, SqliteSearchIndex(db, store, home / "index", DIM)
+
+
+def rows_for(rnd: random.Random, doc: str, n: int) -> list[IndexRow]:
+    out = []
+    dept = rnd.choice(["hr", "it", "sales"])
+    for k in range(n):
+        body = " ".join(rnd.choices(WORDS[: rnd.randint(5, len(WORDS))], k=rnd.randint(1, 40)))
+        title = " ".join(rnd.choices(WORDS, k=rnd.randint(0, 4)))
+        vec = np.asarray(rnd.sample(range(1, 50), DIM), dtype=np.float32)
+        vec /= np.linalg.norm(vec)
+        out.append(IndexRow(Chunk(doc_id=doc, ord=k, text=body, title=title), vec, vec, f"t-{doc}", title, body,
+                            {"department": dept}, (rnd.choice(["public", "hr"]),)))
+    return out
+
+
+def both(index: SqliteSearchIndex, terms: list[str], flt: Filter, boost: float = 2.0) -> tuple[dict, dict]:
+    out = []
+    for engine in ("fts5", "memory"):
+        index.lexical_engine = engine
+        res = index.search_lexical("c", terms, 10_000, flt, boost, fuzzy=False)
+        assert res.complete
+        out.append(dict(zip(res.ids, res.scores, strict=True)))
+    return out[0], out[1]
+
+
+def assert_same(index: SqliteSearchIndex, rnd: random.Random, queries: int = 40) -> None:
+    filters = [Filter(), parse_filters(["department=hr"], None), parse_filters([], ["hr"])]
+    for _ in range(queries):
+        terms = rnd.choices(WORDS + ["нетслова"], k=rnd.randint(1, 6))
+        flt = rnd.choice(filters)
+        boost = rnd.choice([1.0, 2.0, 3.5])
+        fts, mem = both(index, terms, flt, boost)
+        assert set(fts) == set(mem), terms
+        for i, s in fts.items():
+            assert mem[i] == pytest.approx(s, rel=1e-5), (terms, i)
+
+
+def test_scores_equal_fts5_bm25_with_filters_and_title_boost(tmp_path):
+    rnd = random.Random(3)
+    db, index = make(tmp_path)
+    for d in range(60):
+        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", rnd.randint(1, 4)))
+    assert_same(index, rnd)
+    # results come best first, ties broken by chunk id
+    index.lexical_engine = "memory"
+    res = index.search_lexical("c", ["товар", "чек"], 5, Filter())
+    assert res.scores == sorted(res.scores, reverse=True) and len(res.ids) == 5 and not res.complete
+    db.close()
+
+
+def test_index_catches_up_with_changes_and_other_processes(tmp_path):
+    rnd = random.Random(5)
+    db, index = make(tmp_path)
+    for d in range(40):
+        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 3))
+    assert_same(index, rnd, 10)
+    cid = index.store.collection_id("c")
+    built = index.bm25(cid)
+
+    index.replace_document("c", "d3", rows_for(rnd, "d3", 2))  # replaced
+    index.replace_document("c", "new", rows_for(rnd, "new", 2))  # added
+    index.delete_documents("c", ["d7"])  # deleted
+    assert index.bm25(cid) is built  # caught up in place, not rebuilt
+    assert built.delta_rows == 4 and built.n_alive == 40 * 3 - 3 - 3 + 4
+    assert_same(index, rnd, 20)
+    index.lexical_engine = "memory"
+    gone = {h.doc_id for h in index.fetch("c", index.search_lexical("c", WORDS, 1000, Filter()).ids).values()}
+    assert "d7" not in gone and "new" in gone
+
+    # another process writes: this one sees it on its next query
+    db2, index2 = make(tmp_path)
+    index2.replace_document("c", "other", rows_for(rnd, "other", 1))
+    assert_same(index, rnd, 10)
+    index.drop("c")
+    index.lexical_engine = "memory"
+    assert index.search_lexical("c", WORDS, 10, Filter()).ids == []
+    db.close()
+    db2.close()
+
+
+def test_many_changes_trigger_a_rebuild(tmp_path):
+    idx = Bm25Index(np.arange(1, 11), ["a"] * 10, ["товар чек"] * 10)
+    assert not idx.needs_rebuild()
+    idx.update(np.arange(1, 3000), np.arange(11, 3000), ["b"] * 2989, ["товар"] * 2989)
+    assert idx.needs_rebuild()
+    ids, scores, complete = idx.search(["чек"], 100)
+    assert complete and sorted(ids.tolist()) == list(range(1, 11)) and np.all(scores > 0)
+
+
+def test_empty_and_unknown_terms():
+    idx = Bm25Index(np.zeros(0, dtype=np.int64), [], [])
+    assert idx.search(["что-то"], 5)[0].size == 0
+    idx = Bm25Index(np.array([4, 9]), ["", "vpn"], ["пароль", ""])
+    ids, scores, _ = idx.search(["vpn", "нет"], 5)
+    assert ids.tolist() == [9] and scores[0] > 0
