@@ -21,6 +21,7 @@ separately so the 100k latency can be read for e5 too.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import shutil
@@ -154,6 +155,7 @@ def measure(size: int, embedder: str, queries: list[str], sample: int) -> dict:
         "filtered_p50_ms": round(float(np.percentile(flt_lat, 50)), 1),
         "filtered_p95_ms": round(float(np.percentile(flt_lat, 95)), 1),
         "query_embed_p50_ms": round(float(np.percentile(embed_ms, 50)), 1),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M"),
     }
 
 
@@ -182,7 +184,14 @@ def main() -> None:
     for r in rows:
         print(f"- {r['chunks']} chunks ({r['embedder']}): embedder-bound {r['embedder_bound']:.2f} "
               f"(target ≥ 0.90); hybrid p95 {r['search_p95_ms']} ms (target ≤ 150 ms at 100k)")
-    print("saved", save_result("scale", {"rows": rows}))
+    # Rows of sizes not rerun this time are kept from the last run (each row says when it ran).
+    previous = RESULTS / "scale.json"
+    kept = []
+    if previous.exists():
+        done = {(r["embedder"], r["target_chunks"]) for r in rows}
+        kept = [r for r in json.loads(previous.read_text()).get("rows", [])
+                if (r["embedder"], r["target_chunks"]) not in done and r.get("measured_at")]
+    print("saved", save_result("scale", {"rows": kept + rows}))
 
 
 if __name__ == "__main__":
