@@ -76,8 +76,13 @@ class Snapshot:
         if rows.size == 0:
             return DenseCandidates([], [], [])
         full = rows.size == len(self.ids)
-        vecs = self.vecs if full else self.vecs[rows]
-        content = vecs @ q
+        if full:
+            content = self.vecs @ q
+        elif rows.size * 4 > len(self.ids):
+            # A broad filter: scoring every row and picking is cheaper than copying most of the matrix.
+            content = (self.vecs @ q)[rows]
+        else:
+            content = self.vecs[rows] @ q
         title = (self.title_vecs @ q)[self.title_idx if full else self.title_idx[rows]] if len(self.title_vecs) else np.zeros_like(content)
         cs = ScoreStats(float(content.mean()), float(content.std()) or 1.0, int(rows.size))
         ts = ScoreStats(float(title.mean()), float(title.std()) or 1.0, int(rows.size))
