@@ -68,6 +68,13 @@ class Snapshot:
                 self._masks.popitem(last=False)
         return cached
 
+    def allows(self, ids: np.ndarray, flt: Filter) -> np.ndarray:
+        """Which of these chunk ids the filter allows; ids the snapshot does not hold are not."""
+        if not len(self.ids):
+            return np.zeros(len(ids), dtype=bool)
+        pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        return (self.ids[pos] == ids) & self.mask(flt)[pos]
+
     def search(
         self, q: np.ndarray, n: int, flt: Filter, title_weight: float, include: Sequence[int] = ()
     ) -> DenseCandidates:

@@ -186,14 +186,12 @@ class SqliteSearchIndex:
             index = self.bm25(cid)
             allowed = None
             if not flt.empty:
+                # The filter's semantics live in one place: the dense snapshot's per-filter masks.
+                # A chunk newer than the snapshot is not allowed (fails closed).
                 snap = self.dense.snapshot(cid, self.dim)
-                mask = snap.mask(flt)
 
                 def allowed(ids: np.ndarray) -> np.ndarray:
-                    pos = np.minimum(np.searchsorted(snap.ids, ids), max(len(snap.ids) - 1, 0))
-                    if not len(snap.ids):
-                        return np.zeros(len(ids), dtype=bool)
-                    return (snap.ids[pos] == ids) & mask[pos]
+                    return snap.allows(ids, flt)
 
             ids, scores, complete = index.search(terms, n, title_boost, allowed)
             return LexicalCandidates([int(i) for i in ids], [float(x) for x in scores], complete)
