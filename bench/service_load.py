@@ -4,8 +4,9 @@ run (``app.search`` / ``app.answer`` called directly, no HTTP, no auth, one at a
 
 ``spravka serve`` runs in a subprocess (uvicorn, one process); an httpx async client keeps
 ``--concurrency`` requests in flight for ``--seconds`` per endpoint, cycling through the golden
-questions of the sample knowledge base. The query-embedding cache is off on both sides, so every
-request embeds its question. Client and server share this machine's cores: the figures are a
+questions of the sample knowledge base. The query-embedding cache and the answer cache are off on
+both sides, so every request embeds its question and runs the pipeline (``--answer-cache`` turns
+the answer cache on, to see the service with it). Client and server share this machine's cores: the figures are a
 floor for a dedicated server.
 
     python -m bench.service_load [--embedder e5|use] [--concurrency 8] [--seconds 20] [--quick]
@@ -43,12 +44,13 @@ def questions() -> list[str]:
     return qs
 
 
-def prepare(home: Path, embedder: str) -> tuple[str, Any]:
+def prepare(home: Path, embedder: str, answer_cache: bool = False) -> tuple[str, Any]:
     """The sample KB in ``home`` (incremental: a second run only checks hashes) and a bench key."""
     from spravka.app import Spravka
     from spravka.core.settings import Settings
 
-    sp = Spravka(Settings(home=home, embedder={"provider": embedder, "query_cache": 0}))
+    sp = Spravka(Settings(home=home, embedder={"provider": embedder, "query_cache": 0},
+                          cache={"enabled": answer_cache}))
     report = sp.ingest(ROOT / "samples" / "kb", "default")
     print(f"knowledge base: {report.added + report.updated} indexed, {report.unchanged} unchanged "
           f"({report.seconds:.1f}s)", flush=True)
@@ -80,11 +82,11 @@ def baseline(sp: Any, qs: list[str], seconds: float, min_calls: int = 40) -> dic
     return out
 
 
-def start_server(home: Path, embedder: str, port: int) -> subprocess.Popen:
+def start_server(home: Path, embedder: str, port: int, answer_cache: bool = False) -> subprocess.Popen:
     # the embedder through the environment: ``--embedder`` would replace the whole [embedder]
     # section, query_cache included
     env = {**os.environ, "SPRAVKA_EMBEDDER__PROVIDER": embedder, "SPRAVKA_EMBEDDER__QUERY_CACHE": "0",
-           "SPRAVKA_HOME": str(home)}
+           "SPRAVKA_CACHE__ENABLED": "true" if answer_cache else "false", "SPRAVKA_HOME": str(home)}
     cmd = [sys.executable, "-m", "spravka", "--data-dir", str(home), "serve",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -137,18 +139,19 @@ async def load(url: str, key: str, path: str, body_of, qs: list[str], concurrenc
             "server_p50_ms": pct(server_ms, 0.5), "errors": errors, "codes": codes, "concurrency": concurrency}
 
 
-def run(embedder: str = "e5", concurrency: int = 8, seconds: float = 20.0, port: int = 8765) -> dict:
+def run(embedder: str = "e5", concurrency: int = 8, seconds: float = 20.0, port: int = 8765,
+        answer_cache: bool = False) -> dict:
     from spravka.api.server import free_port
 
     home = RESULTS / f"service-home-{embedder}"
     qs = questions()
-    key, sp = prepare(home, embedder)
+    key, sp = prepare(home, embedder, answer_cache)
     base = baseline(sp, qs, min(seconds, 10.0))
     sp.close()
     port = port or free_port()
-    proc = start_server(home, embedder, port)
+    proc = start_server(home, embedder, port, answer_cache)
     url = f"http://127.0.0.1:{port}"
-    results: dict[str, Any] = {"embedder": embedder, "questions": len(qs), "baseline_in_process": base, "http": {},
+    results: dict[str, Any] = {"embedder": embedder, "answer_cache": answer_cache, "questions": len(qs), "baseline_in_process": base, "http": {},
                                "cpus": os.cpu_count(), "loadavg_before": os.getloadavg()}
     try:
         endpoints = {
@@ -210,10 +213,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="the fast embedder, 8 s per phase")
+    ap.add_argument("--answer-cache", action="store_true", help="serve repeated questions from the answer cache")
     args = ap.parse_args()
     if args.quick:
         args.embedder, args.seconds = "use", 8.0
-    run(args.embedder, args.concurrency, args.seconds, args.port)
+    run(args.embedder, args.concurrency, args.seconds, args.port, args.answer_cache)
 
 
 if __name__ == "__main__":
