@@ -70,12 +70,15 @@ class VocabularyCache:
 
 #: FTS5's ``unicode61`` token characters as our lemma strings use them (letters and digits)
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+#: FTS5's bm25() constants; every backend's BM25 uses these and :func:`bm25_idf`
 K1 = 1.2
 B = 0.75
 
 
-def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text or "")
+def bm25_idf(n_rows: int, df: int) -> float:
+    """FTS5's idf: ``ln((N - df + 0.5) / (df + 0.5))``, floored at 1e-6 for very common terms."""
+    idf = math.log((n_rows - df + 0.5) / (df + 0.5)) if n_rows else 0.0
+    return idf if idf > 0 else 1e-6
 
 
 @dataclass
@@ -223,9 +226,7 @@ class Bm25Index:
             df = int(live.sum())
             if df == 0:
                 continue
-            idf = math.log((self.n_alive - df + 0.5) / (df + 0.5))
-            if idf <= 0.0:
-                idf = 1e-6
+            idf = bm25_idf(self.n_alive, df)
             f = title_boost * tt + tb
             acc[rows] += idf * (f * (K1 + 1.0)) / (f + self._norm[rows])
             touched = True

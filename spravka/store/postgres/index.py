@@ -26,7 +26,6 @@ hold common terms (see docs/scaling.md).
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
@@ -38,13 +37,12 @@ from psycopg.types.json import Jsonb
 from spravka.core.filters import Filter
 from spravka.core.types import Chunk, Hit
 from spravka.store.base import DenseCandidates, IndexRow, LexicalCandidates
-from spravka.store.lexical import Vocabulary, VocabularyCache
+from spravka.store.lexical import K1, B, Vocabulary, VocabularyCache, bm25_idf
 from spravka.store.postgres.candidates import STATS_SAMPLE, filter_view, select_dense, stats_of
 from spravka.store.postgres.db import PgDatabase
 from spravka.store.postgres.documents import PgDocumentStore, _nul
 from spravka.store.postgres.filters import compile_filter
 
-K1, B = 1.2, 0.75
 #: filters allowing at most this many chunks are searched exactly (no HNSW)
 EXACT_MAX = 5000
 _MAX_POS = 16383  # tsvector positions are capped here
@@ -69,11 +67,6 @@ def tsquery_literal(terms: Sequence[str]) -> str:
 
 def _quote(term: str) -> str:
     return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def bm25_idf(n_rows: int, df: int) -> float:
-    idf = math.log((n_rows - df + 0.5) / (df + 0.5)) if n_rows else 0.0
-    return idf if idf > 0 else 1e-6
 
 
 class PgSearchIndex:
