@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -119,3 +120,63 @@ def test_empty_and_unknown_terms():
     idx = Bm25Index(np.array([4, 9]), ["", "vpn"], ["пароль", ""])
     ids, scores, _ = idx.search(["vpn", "нет"], 5)
     assert ids.tolist() == [9] and scores[0] > 0
+
+
+def test_a_new_process_loads_the_saved_index_and_replays_changes(tmp_path, monkeypatch):
+    rnd = random.Random(11)
+    db, index = make(tmp_path)
+    for d in range(40):
+        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 3))
+    cid = index.store.collection_id("c")
+    index.bm25(cid)  # the first query builds the index and saves it
+    saved = tmp_path / "index" / f"c{cid}" / "bm25"
+    assert (saved / "state.json").is_file()
+
+    def no_build(*_a, **_k):
+        raise AssertionError("rebuilt although a saved index was there")
+
+    with monkeypatch.context() as m:
+        m.setattr(Bm25Index, "__init__", no_build)
+        db2, fresh = make(tmp_path)  # a restart: nothing in memory
+        assert fresh.bm25(cid).n_alive == 120
+        assert_same(fresh, rnd, 15)
+        db2.close()
+
+        # changes made after the save are replayed from the database, not rebuilt
+        index.replace_document("c", "d3", rows_for(rnd, "d3", 2))
+        index.replace_document("c", "new", rows_for(rnd, "new", 2))
+        index.delete_documents("c", ["d7"])
+        db3, fresh = make(tmp_path)
+        caught_up = fresh.bm25(cid)
+        assert caught_up.delta_rows == 4 and caught_up.n_alive == 120 - 3 - 3 + 4
+        assert_same(fresh, rnd, 20)
+        db3.close()
+    db.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated postings", "garbage state", "newer than the database", "missing terms"])
+def test_a_damaged_or_foreign_saved_index_is_rebuilt(tmp_path, damage):
+    rnd = random.Random(13)
+    db, index = make(tmp_path)
+    for d in range(20):
+        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 2))
+    cid = index.store.collection_id("c")
+    index.bm25(cid)
+    index.delete_documents("c", ["d0"])  # a change after the save: a stale index would still hold d0
+    db.close()
+    saved = tmp_path / "index" / f"c{cid}" / "bm25"
+    if damage == "truncated postings":
+        np.save(saved / "rows.npy", np.load(saved / "rows.npy")[:-3])
+    elif damage == "garbage state":
+        (saved / "state.json").write_text("{not json")
+    elif damage == "newer than the database":  # e.g. the database was restored from a backup
+        state = json.loads((saved / "state.json").read_text())
+        (saved / "state.json").write_text(json.dumps(state | {"generation": state["generation"] + 100}))
+    else:
+        (saved / "terms.json").unlink()
+    assert Bm25Index.load(saved) is None or damage == "newer than the database"
+    db, fresh = make(tmp_path)
+    assert fresh.bm25(cid).n_alive == 38
+    assert_same(fresh, rnd, 15)
+    assert Bm25Index.load(saved) is not None  # and saved again, sound this time
+    db.close()

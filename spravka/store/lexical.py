@@ -3,10 +3,14 @@ an in-memory BM25 index scored exactly like SQLite FTS5."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import shutil
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -149,15 +153,72 @@ class Bm25Index:
     rows are masked, so one uploaded document does not force a rebuild.
     """
 
+    #: on-disk layout version (:meth:`save` / :meth:`load`)
+    FORMAT = 1
+
     def __init__(self, ids: np.ndarray, titles: Sequence[str], bodies: Sequence[str]) -> None:
-        self.ids = np.asarray(ids, dtype=np.int64)
-        self.base, self.lengths = _Postings.build(titles, bodies, 0)
+        base, lengths = _Postings.build(titles, bodies, 0)
+        self._init(np.asarray(ids, dtype=np.int64), base, lengths)
+
+    def _init(self, ids: np.ndarray, base: _Postings, lengths: np.ndarray) -> None:
+        self.ids = ids
+        self.base, self.lengths = base, lengths
         self.delta: _Postings | None = None
         self.base_rows = len(self.ids)
         self.alive = np.ones(len(self.ids), dtype=bool)
         self._delta_titles: list[str] = []
         self._delta_bodies: list[str] = []
         self._stats()
+
+    # ---- persistence ---------------------------------------------------------------------
+    def save(self, folder: Path, generation: int) -> None:
+        """Write the index as built (the base block) to ``folder``, atomically: a reader sees the
+        old folder, no folder, or the new one. Rows that joined later and rows deleted since are
+        not written: :meth:`load` plus :meth:`update` replays them from the database."""
+        if self.delta is not None or not self.alive.all():
+            raise ValueError("only a freshly built index is saved (no delta rows, no deleted rows)")
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f".{folder.name}-tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        b = self.base
+        for name, arr in (("ids", self.ids), ("lengths", self.lengths), ("offsets", b.offsets), ("rows", b.rows),
+                          ("tf_title", b.tf_title), ("tf_body", b.tf_body)):
+            np.save(tmp / f"{name}.npy", arr)
+        (tmp / "terms.json").write_text(json.dumps(list(b.terms), ensure_ascii=False), encoding="utf-8")
+        # state.json goes last: a folder without it is incomplete and never loaded
+        (tmp / "state.json").write_text(json.dumps({"format": self.FORMAT, "generation": generation,
+                                                    "rows": len(self.ids), "postings": len(b.rows)}))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[int, Bm25Index] | None:
+        """``(generation, index)`` saved by :meth:`save`, or None when there is none or it does not
+        hold together (a partial write, another format, damaged files). Postings are memory-mapped,
+        so loading costs the term dictionary, not the postings."""
+        folder = Path(folder)
+        try:
+            state = json.loads((folder / "state.json").read_text())
+            if state.get("format") != cls.FORMAT:
+                return None
+            terms = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
+            ids = np.load(folder / "ids.npy")
+            lengths = np.load(folder / "lengths.npy")
+            offsets = np.load(folder / "offsets.npy")
+            rows, tf_title, tf_body = (np.load(folder / f"{n}.npy", mmap_mode="r") for n in ("rows", "tf_title", "tf_body"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        n_post = int(state.get("postings", -1))
+        if (len(ids) != state.get("rows") or len(lengths) != len(ids) or len(offsets) != len(terms) + 1
+                or not (len(rows) == len(tf_title) == len(tf_body) == n_post)
+                or (len(offsets) and int(offsets[-1]) != n_post) or (len(ids) > 1 and np.any(np.diff(ids) <= 0))):
+            return None
+        base = _Postings({t: i for i, t in enumerate(terms)}, offsets, rows, tf_title, tf_body)
+        index = cls.__new__(cls)
+        index._init(ids.astype(np.int64, copy=False), base, lengths.astype(np.float32, copy=False))
+        return int(state["generation"]), index
 
     def _stats(self) -> None:
         self.n_alive = int(self.alive.sum())

@@ -3,7 +3,8 @@ numpy snapshots (:mod:`spravka.store.sqlite.dense`).
 
 Lexical search is BM25 over our own lemmas (one FTS5 table per collection, so term statistics
 never mix collections). FTS5 stores the terms; queries are scored by an in-memory
-:class:`~spravka.store.lexical.Bm25Index` built from it and caught up per generation, with FTS5's
+:class:`~spravka.store.lexical.Bm25Index` built from it (saved beside the dense snapshots, so a
+restart loads it instead of re-reading every chunk) and caught up per generation, with FTS5's
 exact formula, because FTS5 itself scores every matching row and costs 100-200 ms a chatty
 question at 100k chunks. Filters are the dense snapshot's masks (the same semantics as the SQL
 of :func:`compile_filter`, which FTS5 mode still uses: ``lexical_engine="fts5"``).
@@ -12,6 +13,7 @@ of :func:`compile_filter`, which FTS5 mode still uses: ``lexical_engine="fts5"``
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,6 +27,8 @@ from spravka.store.lexical import Bm25Index, Vocabulary, VocabularyCache
 from spravka.store.sqlite.db import Database
 from spravka.store.sqlite.dense import DenseStore
 from spravka.store.sqlite.documents import SqliteDocumentStore
+
+log = logging.getLogger(__name__)
 
 #: a JSON value as Python's ``str()`` writes it, which is how ``Filter.matches`` compares values
 _AS_TEXT = "(CASE type WHEN 'true' THEN 'True' WHEN 'false' THEN 'False' ELSE CAST(value AS TEXT) END)"
@@ -208,8 +212,16 @@ class SqliteSearchIndex:
         rows = rows[:n]
         return LexicalCandidates([r[0] for r in rows], [float(r[1]) for r in rows], complete)
 
+    def _bm25_dir(self, cid: int) -> Path:
+        # beside the collection's dense snapshots, so dropping the collection removes both
+        return self.dense.root / f"c{cid}" / "bm25"
+
     def bm25(self, cid: int) -> Bm25Index:
-        """The collection's in-memory BM25 index, current with the database."""
+        """The collection's in-memory BM25 index, current with the database.
+
+        A fresh process loads the index saved at the last full build (postings memory-mapped) and
+        replays what changed since from the database, so a restart does not re-read every chunk;
+        a missing or damaged file only means a rebuild."""
         with self._bm25_lock, self.db.lock:
             generation = int(self.db.query("SELECT generation FROM collections WHERE id=?", (cid,))[0][0])
             cached = self._bm25.get(cid)
@@ -217,7 +229,12 @@ class SqliteSearchIndex:
                 return cached[1]
             fts = self._fts(cid)
             index = cached[1] if cached is not None and cached[0] < generation else None
-            if index is not None:
+            since = cached[0] if index is not None else -1
+            if cached is None:
+                loaded = Bm25Index.load(self._bm25_dir(cid))
+                if loaded is not None and loaded[0] <= generation:  # never a file newer than the database
+                    since, index = loaded
+            if index is not None and since < generation:
                 with self.db.transaction():
                     new = self.db.query(f"SELECT rowid, title, body FROM {fts} WHERE rowid>? ORDER BY rowid",
                                         (index.max_id,))
@@ -230,6 +247,10 @@ class SqliteSearchIndex:
                 rows = self.db.query(f"SELECT rowid, title, body FROM {fts} ORDER BY rowid")
                 index = Bm25Index(np.asarray([r[0] for r in rows], dtype=np.int64),
                                   [r[1] for r in rows], [r[2] for r in rows])
+                try:
+                    index.save(self._bm25_dir(cid), generation)
+                except OSError as e:  # a read-only or full disk costs the next start a rebuild, no more
+                    log.warning("could not save the BM25 index of collection %s: %s", cid, e)
             self._bm25[cid] = (generation, index)
             return index
 
