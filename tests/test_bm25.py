@@ -174,9 +174,35 @@ def test_a_damaged_or_foreign_saved_index_is_rebuilt(tmp_path, damage):
         (saved / "state.json").write_text(json.dumps(state | {"generation": state["generation"] + 100}))
     else:
         (saved / "terms.json").unlink()
-    assert Bm25Index.load(saved) is None or damage == "newer than the database"
     db, fresh = make(tmp_path)
+    assert (Bm25Index.load(saved, db.instance_id) is None) == (damage != "newer than the database")
     assert fresh.bm25(cid).n_alive == 38
     assert_same(fresh, rnd, 15)
-    assert Bm25Index.load(saved) is not None  # and saved again, sound this time
+    assert Bm25Index.load(saved, db.instance_id) is not None  # and saved again, sound this time
+    db.close()
+
+
+def test_files_of_another_database_in_the_same_folder_are_not_used(tmp_path):
+    """spravka.db deleted and re-created: chunk ids and generations start again and would collide
+    with the saved BM25 index and vector snapshot; neither is loaded."""
+    rnd = random.Random(17)
+    db, index = make(tmp_path)
+    for d in range(10):
+        index.replace_document("c", f"old{d}", rows_for(rnd, f"old{d}", 2))
+    cid = index.store.collection_id("c")
+    index.bm25(cid)
+    index.dense.snapshot(cid, DIM)
+    db.close()
+    for name in ("spravka.db", "spravka.db-wal", "spravka.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    db, index = make(tmp_path)
+    for d in range(12):  # same collection id, the generation passes the saved one
+        index.replace_document("c", f"new{d}", rows_for(rnd, f"new{d}", 1))
+    assert index.store.collection_id("c") == cid
+    assert index.bm25(cid).n_alive == 12
+    assert index.dense.snapshot(cid, DIM).size == 12
+    assert_same(index, rnd, 10)
+    index.lexical_engine = "memory"
+    found = {h.doc_id for h in index.fetch("c", index.search_lexical("c", WORDS, 1000, Filter()).ids).values()}
+    assert found and all(d.startswith("new") for d in found)
     db.close()

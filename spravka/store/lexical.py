@@ -171,10 +171,11 @@ class Bm25Index:
         self._stats()
 
     # ---- persistence ---------------------------------------------------------------------
-    def save(self, folder: Path, generation: int) -> None:
+    def save(self, folder: Path, generation: int, owner: str = "") -> None:
         """Write the index as built (the base block) to ``folder``, atomically: a reader sees the
         old folder, no folder, or the new one. Rows that joined later and rows deleted since are
-        not written: :meth:`load` plus :meth:`update` replays them from the database."""
+        not written: :meth:`load` plus :meth:`update` replays them from the database. ``owner``
+        names the database the index was built from (see :meth:`load`)."""
         if self.delta is not None or not self.alive.all():
             raise ValueError("only a freshly built index is saved (no delta rows, no deleted rows)")
         folder = Path(folder)
@@ -182,26 +183,31 @@ class Bm25Index:
         tmp = folder.with_name(f".{folder.name}-tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        b = self.base
-        for name, arr in (("ids", self.ids), ("lengths", self.lengths), ("offsets", b.offsets), ("rows", b.rows),
-                          ("tf_title", b.tf_title), ("tf_body", b.tf_body)):
-            np.save(tmp / f"{name}.npy", arr)
-        (tmp / "terms.json").write_text(json.dumps(list(b.terms), ensure_ascii=False), encoding="utf-8")
-        # state.json goes last: a folder without it is incomplete and never loaded
-        (tmp / "state.json").write_text(json.dumps({"format": self.FORMAT, "generation": generation,
-                                                    "rows": len(self.ids), "postings": len(b.rows)}))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        try:
+            b = self.base
+            for name, arr in (("ids", self.ids), ("lengths", self.lengths), ("offsets", b.offsets), ("rows", b.rows),
+                              ("tf_title", b.tf_title), ("tf_body", b.tf_body)):
+                np.save(tmp / f"{name}.npy", arr)
+            (tmp / "terms.json").write_text(json.dumps(list(b.terms), ensure_ascii=False), encoding="utf-8")
+            # state.json goes last: a folder without it is incomplete and never loaded
+            (tmp / "state.json").write_text(json.dumps({"format": self.FORMAT, "owner": owner, "generation": generation,
+                                                        "rows": len(self.ids), "postings": len(b.rows)}))
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # another process's save won the race, or the disk is full
+            raise
 
     @classmethod
-    def load(cls, folder: Path) -> tuple[int, Bm25Index] | None:
-        """``(generation, index)`` saved by :meth:`save`, or None when there is none or it does not
-        hold together (a partial write, another format, damaged files). Postings are memory-mapped,
+    def load(cls, folder: Path, owner: str = "") -> tuple[int, Bm25Index] | None:
+        """``(generation, index)`` saved by :meth:`save`, or None when there is none, it was built
+        from another database (``owner`` differs) or it does not hold together (a partial write,
+        another format, damaged files). Postings are memory-mapped,
         so loading costs the term dictionary, not the postings."""
         folder = Path(folder)
         try:
             state = json.loads((folder / "state.json").read_text())
-            if state.get("format") != cls.FORMAT:
+            if state.get("format") != cls.FORMAT or state.get("owner") != owner:
                 return None
             terms = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
             ids = np.load(folder / "ids.npy")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import cached_property
 from pathlib import Path
 
 from spravka.core.errors import SchemaVersionError, StoreError
@@ -192,6 +194,15 @@ class Database:
                     self.conn.execute(
                         "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)", (str(v),)
                     )
+
+    @cached_property
+    def instance_id(self) -> str:
+        """A random id this database file keeps for life: files derived from it (vector snapshots,
+        the saved BM25 index) record it, so they are never loaded against another database that
+        happens to sit in the same data directory (a deleted and re-created ``spravka.db``)."""
+        with self.transaction():
+            self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('instance_id', ?)", (uuid.uuid4().hex,))
+            return str(self.conn.execute("SELECT value FROM meta WHERE key='instance_id'").fetchone()[0])
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -278,7 +278,7 @@ class DenseStore:
         np.save(tmp / "title_vecs.npy", live.title_vecs)
         np.save(tmp / "profile_idx.npy", live.profile_idx)
         (tmp / "state.json").write_text(json.dumps({
-            "generation": snap.generation, "max_id": snap.max_id, "dim": snap.dim,
+            "generation": snap.generation, "max_id": snap.max_id, "dim": snap.dim, "database": self.db.instance_id,
             "title_hashes": live.title_hashes, "profiles": [[m, list(g)] for m, g in live.profiles],
         }, ensure_ascii=False))
         shutil.rmtree(target, ignore_errors=True)
@@ -303,7 +303,9 @@ class DenseStore:
         try:
             target = base / (base / "current").read_text().strip()
             state = json.loads((target / "state.json").read_text())
-            if state["dim"] != dim:
+            # a snapshot of another database file (one deleted and re-created here) is never used;
+            # snapshots written before the id existed carry none and are trusted as before
+            if state["dim"] != dim or state.get("database", self.db.instance_id) != self.db.instance_id:
                 return None
             snap = Snapshot(
                 generation=state["generation"], max_id=state["max_id"], dim=dim,

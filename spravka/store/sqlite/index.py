@@ -231,7 +231,7 @@ class SqliteSearchIndex:
             index = cached[1] if cached is not None and cached[0] < generation else None
             since = cached[0] if index is not None else -1
             if cached is None:
-                loaded = Bm25Index.load(self._bm25_dir(cid))
+                loaded = Bm25Index.load(self._bm25_dir(cid), self.db.instance_id)
                 if loaded is not None and loaded[0] <= generation:  # never a file newer than the database
                     since, index = loaded
             if index is not None and since < generation:
@@ -248,7 +248,7 @@ class SqliteSearchIndex:
                 index = Bm25Index(np.asarray([r[0] for r in rows], dtype=np.int64),
                                   [r[1] for r in rows], [r[2] for r in rows])
                 try:
-                    index.save(self._bm25_dir(cid), generation)
+                    index.save(self._bm25_dir(cid), generation, self.db.instance_id)
                 except OSError as e:  # a read-only or full disk costs the next start a rebuild, no more
                     log.warning("could not save the BM25 index of collection %s: %s", cid, e)
             self._bm25[cid] = (generation, index)
