@@ -190,7 +190,7 @@ class Bm25Index:
                 np.save(tmp / f"{name}.npy", arr)
             (tmp / "terms.json").write_text(json.dumps(list(b.terms), ensure_ascii=False), encoding="utf-8")
             # state.json goes last: a folder without it is incomplete and never loaded
-            (tmp / "state.json").write_text(json.dumps({"format": self.FORMAT, "owner": owner, "generation": generation,
+            (tmp / "state.json").write_text(json.dumps({"format": self.FORMAT, "database": owner, "generation": generation,
                                                         "rows": len(self.ids), "postings": len(b.rows)}))
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
@@ -207,7 +207,7 @@ class Bm25Index:
         folder = Path(folder)
         try:
             state = json.loads((folder / "state.json").read_text())
-            if state.get("format") != cls.FORMAT or state.get("owner") != owner:
+            if state.get("format") != cls.FORMAT or state.get("database") != owner:
                 return None
             terms = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
             ids = np.load(folder / "ids.npy")
