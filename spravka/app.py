@@ -7,6 +7,7 @@ load a loader.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from spravka.models.chat import ChatModel
     from spravka.models.local import LocalModelServer
     from spravka.privacy import PrivacyGuard
+
+log = logging.getLogger(__name__)
 
 #: one lazily started local model server per process, however many threads ask at once
 _LLM_LOCK = threading.Lock()
@@ -297,6 +300,14 @@ class Spravka:
             kw["force"] = True
         report = self.ingestor.ingest_path(path, collection, **kw)
         self.store.update_collection_settings(collection, {"embedder": self.embedder.name})
+        # Pay for the vector snapshot and the BM25 index here, not in the first user's search.
+        t = time.perf_counter()
+        try:
+            self.index.prepare(collection)
+        except Exception as e:  # noqa: BLE001 - the documents are in; the next search retries the index
+            log.warning("ingested, but the search index of '%s' could not be prepared: %s", collection, e)
+        report.index_seconds = round(time.perf_counter() - t, 2)
+        report.seconds = round(report.seconds + report.index_seconds, 2)
         return report
 
     def search(self, query: str, *, collection: str | None = None, flt: Filter | None = None, **kw) -> SearchResult:

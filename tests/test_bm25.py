@@ -206,3 +206,40 @@ def test_files_of_another_database_in_the_same_folder_are_not_used(tmp_path):
     found = {h.doc_id for h in index.fetch("c", index.search_lexical("c", WORDS, 1000, Filter()).ids).values()}
     assert found and all(d.startswith("new") for d in found)
     db.close()
+
+
+def test_prepare_saves_what_a_restarted_process_loads(tmp_path, monkeypatch):
+    rnd = random.Random(19)
+    db, index = make(tmp_path)
+    for d in range(15):
+        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 2))
+    index.prepare("c")  # the end of an ingestion: nothing is searched yet
+    cid = index.store.collection_id("c")
+    assert (tmp_path / "index" / f"c{cid}" / "bm25" / "state.json").is_file()
+    assert (tmp_path / "index" / f"c{cid}" / "current").is_file()
+    monkeypatch.setattr(Bm25Index, "__init__", lambda *a, **k: pytest.fail("rebuilt after prepare"))
+    db2, fresh = make(tmp_path)
+    assert_same(fresh, rnd, 10)
+    db2.close()
+    db.close()
+
+
+def test_a_process_far_behind_takes_a_newer_save_instead_of_rebuilding(tmp_path, monkeypatch):
+    """A server holds the index in memory while another process bulk-loads and prepares: the
+    server's next query loads that process's save rather than replaying or rebuilding."""
+    rnd = random.Random(23)
+    db, server = make(tmp_path)
+    for d in range(10):
+        server.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 2))
+    cid = server.store.collection_id("c")
+    server.bm25(cid)
+    db2, loader = make(tmp_path)
+    for d in range(1100):  # 2,200 new rows: past the delta limit of the 20-row index
+        loader.replace_document("c", f"bulk{d}", rows_for(rnd, f"bulk{d}", 2))
+    loader.prepare("c")
+    db2.close()
+    monkeypatch.setattr(Bm25Index, "__init__", lambda *a, **k: pytest.fail("rebuilt although a newer save was there"))
+    current = server.bm25(cid)
+    assert current.n_alive == 2220 and current.delta_rows == 0
+    assert_same(server, rnd, 10)
+    db.close()

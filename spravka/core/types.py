@@ -149,6 +149,8 @@ class IngestReport:
     embedded: int = 0
     embed_cache_hits: int = 0
     seconds: float = 0.0
+    #: of which: bringing the search index's derived structures up to date at the end
+    index_seconds: float = 0.0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (doc id, reason, message)
 
 

@@ -115,6 +115,11 @@ class SearchIndex(Protocol):
 
     def drop(self, collection: str) -> None: ...
 
+    def prepare(self, collection: str) -> None:
+        """Bring whatever search keeps beside the data (in-memory structures, files derived from
+        it) up to date now, after an ingestion, so the next search, in this process or one
+        started later, does not pay for it. A no-op where the server keeps its own indexes."""
+
 
 class DocumentStore(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...

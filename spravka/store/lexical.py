@@ -265,9 +265,11 @@ class Bm25Index:
         self.alive &= np.isin(self.ids, np.asarray(live_ids, dtype=np.int64))
         self._stats()
 
-    def needs_rebuild(self) -> bool:
+    def needs_rebuild(self, new_rows: int = 0) -> bool:
+        """Whether so many rows were added or deleted since the build (plus ``new_rows`` about to
+        be) that a rebuild is cheaper than carrying the delta block."""
         dead = len(self.ids) - self.n_alive
-        return self.delta_rows + dead > max(2000, 0.2 * self.base_rows)
+        return self.delta_rows + new_rows + dead > max(2000, 0.2 * self.base_rows)
 
     def search(
         self, terms: Sequence[str], n: int, title_boost: float = 2.0, allowed: Callable[[np.ndarray], np.ndarray] | None = None

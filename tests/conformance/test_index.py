@@ -116,12 +116,15 @@ def test_delete_documents(backend):
 def test_fetch_count_drop_and_unknown_collections(backend):
     idx = backend.index
     assert idx.count("nothing") == 0 and idx.fetch("nothing", [1, 2]) == {}
+    idx.prepare("nothing")  # preparing an unknown collection is a no-op, not an error
     assert idx.search_dense("nothing", unit(0), 5, Filter()).ids == []
     assert idx.search_lexical("nothing", ["слово"], 5, Filter()).ids == []
     idx.replace_document(
         "c", "a", [row("a", 0, "текст про отпуск", title="Отпуск", meta={"department": "hr", "n": 3})]
     )
+    idx.prepare("c")  # what ingestion calls at its end; searches answer the same after it
     ids = idx.search_dense("c", unit(0), 5, Filter()).ids
+    assert idx.search_lexical("c", analyze("отпуск"), 5, Filter()).ids == ids
     hit = idx.fetch("c", [*ids, 10**12])[ids[0]]
     assert (
         hit.metadata == {"department": "hr", "n": 3}

@@ -315,6 +315,9 @@ class MilvusSearchIndex:
                 )
             self._bump(collection)
 
+    def prepare(self, collection: str) -> None:
+        """Nothing to do: the server maintains its indexes as rows are written."""
+
     def drop(self, collection: str) -> None:
         name = self.name(collection)
         if self.client.has_collection(name):

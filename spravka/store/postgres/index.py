@@ -212,6 +212,9 @@ class PgSearchIndex:
             delta, d_rows, d_terms = self._remove(conn, state[0], doc_ids)
             self._commit_stats(conn, state[0], delta, d_rows, d_terms)
 
+    def prepare(self, collection: str) -> None:
+        """Nothing to do: the server maintains its indexes as rows are written."""
+
     def drop(self, collection: str) -> None:
         state = self._state(collection)
         if state is None:

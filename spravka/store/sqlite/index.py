@@ -220,31 +220,24 @@ class SqliteSearchIndex:
         """The collection's in-memory BM25 index, current with the database.
 
         A fresh process loads the index saved at the last full build (postings memory-mapped) and
-        replays what changed since from the database, so a restart does not re-read every chunk;
-        a missing or damaged file only means a rebuild."""
+        replays what changed since from the database, so a restart does not re-read every chunk.
+        When the index in memory has fallen too far behind (a bulk ingest by another process),
+        a newer save is tried before a rebuild. A missing or damaged file only means a rebuild."""
         with self._bm25_lock, self.db.lock:
             generation = int(self.db.query("SELECT generation FROM collections WHERE id=?", (cid,))[0][0])
             cached = self._bm25.get(cid)
             if cached is not None and cached[0] == generation:
                 return cached[1]
-            fts = self._fts(cid)
-            index = cached[1] if cached is not None and cached[0] < generation else None
-            since = cached[0] if index is not None else -1
-            if cached is None:
-                loaded = Bm25Index.load(self._bm25_dir(cid), self.db.instance_id)
-                if loaded is not None and loaded[0] <= generation:  # never a file newer than the database
-                    since, index = loaded
-            if index is not None and since < generation:
-                with self.db.transaction():
-                    new = self.db.query(f"SELECT rowid, title, body FROM {fts} WHERE rowid>? ORDER BY rowid",
-                                        (index.max_id,))
-                    live = self.db.query("SELECT id FROM chunks WHERE collection_id=?", (cid,))
-                index.update(np.fromiter((r[0] for r in live), dtype=np.int64, count=len(live)),
-                             np.asarray([r[0] for r in new], dtype=np.int64), [r[1] for r in new], [r[2] for r in new])
-                if index.needs_rebuild():
-                    index = None
+            index = None
+            if cached is not None and cached[0] < generation:
+                index = self._bm25_catch_up(cid, cached[1], cached[0], generation)
             if index is None:
-                rows = self.db.query(f"SELECT rowid, title, body FROM {fts} ORDER BY rowid")
+                loaded = Bm25Index.load(self._bm25_dir(cid), self.db.instance_id)
+                # never a save newer than the database, nor one older than what was in memory
+                if loaded is not None and loaded[0] <= generation and (cached is None or loaded[0] > cached[0]):
+                    index = self._bm25_catch_up(cid, loaded[1], loaded[0], generation)
+            if index is None:
+                rows = self.db.query(f"SELECT rowid, title, body FROM {self._fts(cid)} ORDER BY rowid")
                 index = Bm25Index(np.asarray([r[0] for r in rows], dtype=np.int64),
                                   [r[1] for r in rows], [r[2] for r in rows])
                 try:
@@ -253,6 +246,21 @@ class SqliteSearchIndex:
                     log.warning("could not save the BM25 index of collection %s: %s", cid, e)
             self._bm25[cid] = (generation, index)
             return index
+
+    def _bm25_catch_up(self, cid: int, index: Bm25Index, since: int, generation: int) -> Bm25Index | None:
+        """``index`` (current at generation ``since``) brought up to date, or None when so much
+        changed that a rebuild is due."""
+        if since < generation:
+            (n_new,) = self.db.query("SELECT count(*) FROM chunks WHERE collection_id=? AND id>?", (cid, index.max_id))[0]
+            if index.needs_rebuild(n_new):  # do not replay a bulk load only to throw it away
+                return None
+            with self.db.transaction():
+                new = self.db.query(f"SELECT rowid, title, body FROM {self._fts(cid)} WHERE rowid>? ORDER BY rowid",
+                                    (index.max_id,))
+                live = self.db.query("SELECT id FROM chunks WHERE collection_id=?", (cid,))
+            index.update(np.fromiter((r[0] for r in live), dtype=np.int64, count=len(live)),
+                         np.asarray([r[0] for r in new], dtype=np.int64), [r[1] for r in new], [r[2] for r in new])
+        return None if index.needs_rebuild() else index
 
     def fetch(self, collection: str, ids: Sequence[int]) -> dict[int, Hit]:
         if not ids or not self.store.has_collection(collection):
@@ -281,6 +289,16 @@ class SqliteSearchIndex:
             return int(self.db.query("SELECT count(*) FROM chunks WHERE collection_id=?", (cid,))[0][0])
         where, params = compile_filter(flt)
         return int(self.db.query(f"SELECT count(*) FROM chunks c WHERE c.collection_id=? AND {where}", [cid, *params])[0][0])
+
+    def prepare(self, collection: str) -> None:
+        """Catch up (or build) and save the vector snapshot and the BM25 index: after a bulk
+        ingestion, the first search and a restarted server's warm-up only load files."""
+        if not self.store.has_collection(collection):
+            return
+        cid = self._cid(collection)
+        self.dense.snapshot(cid, self.dim)
+        if self.lexical_engine == "memory" and self.db.query("SELECT 1 FROM sqlite_master WHERE name=?", (self._fts(cid),)):
+            self.bm25(cid)
 
     def drop(self, collection: str) -> None:
         if not self.store.has_collection(collection):
