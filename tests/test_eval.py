@@ -4,6 +4,7 @@ regression gate, calibration, golden-set building, and the offline guarantee."""
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from browser import chrome, console_errors
 
 from spravka.evaluate.building import log_candidates
-from spravka.evaluate.calibrate import calibrate, decide
+from spravka.evaluate.calibrate import calibrate, cross_validate, decide
 from spravka.evaluate.compare import compare_runs
 from spravka.evaluate.golden import load_golden
 from spravka.evaluate.report import render_comparison, render_run
@@ -99,6 +100,21 @@ def test_calibration_improves_refusal_f1_over_the_default_threshold(run_a):
     assert strict.chosen.answer_precision >= 0.95 and strict.threshold >= cal.threshold
 
 
+def test_held_out_calibration_is_not_flattered_by_its_own_questions():
+    rnd = random.Random(4)
+    # confidence only loosely tied to the label: a threshold fitted in-sample over-promises
+    noisy = [(min(1.0, max(0.0, rnd.gauss(0.45 if r else 0.6, 0.2))), r) for r in (rnd.random() < 0.4 for _ in range(120))]
+    inside = calibrate(noisy, current=0.5)
+    held = cross_validate(noisy, current=0.5, folds=5)
+    assert held is not None and held.macro_f1 < inside.chosen.macro_f1
+    assert held == cross_validate(noisy, current=0.5, folds=5)  # deterministic for a seed
+    # a cleanly separable set stays perfect out of sample
+    clean = [(0.9, False)] * 12 + [(0.1, True)] * 6
+    assert cross_validate(clean, current=0.5).macro_f1 == 1.0
+    # and one refusal alone cannot be split into folds
+    assert cross_validate([(0.9, False)] * 5 + [(0.1, True)], current=0.5) is None
+
+
 def test_decision_stats_by_hand():
     pts = [(0.9, False), (0.8, False), (0.6, True), (0.3, True), (0.2, False)]
     s = decide(pts, 0.5)
@@ -114,6 +130,8 @@ def test_calibrate_command_saves_the_threshold(kb_app, golden_path, tmp_path):
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["saved"] and out["after"]["refusal_f1"] >= out["before"]["refusal_f1"]
+    held = out["after_held_out"]
+    assert held is not None and 0.0 <= held["refusal_f1"] <= 1.0 and 0.0 <= held["folds_mean_threshold"] <= 1.0
     from spravka.app import Spravka
 
     other = Spravka(Settings(home=home))

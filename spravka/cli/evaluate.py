@@ -176,7 +176,7 @@ def eval_calibrate(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Choose the confidence-gate threshold on a golden set and save it in the collection's settings."""
-    from spravka.evaluate.calibrate import calibrate
+    from spravka.evaluate.calibrate import calibrate, cross_validate
 
     sp = state.spravka()
     name = collection or sp.settings.collection
@@ -194,6 +194,7 @@ def eval_calibrate(
             points.append((a.confidence, item.should_refuse))
             bar.advance(task)
     cal = calibrate(points, current=float(current), target_precision=target_precision)
+    held_out = cross_validate(points, current=float(current), target_precision=target_precision)
     if not dry_run:
         sp.store.update_collection_settings(name, {"answer_threshold": cal.threshold})
     result = {"collection": name, "objective": cal.objective, "threshold": cal.threshold, "previous": current,
@@ -201,13 +202,22 @@ def eval_calibrate(
               "before": {"macro_f1": cal.baseline.macro_f1, "refusal_f1": cal.baseline.refusal_f1,
                          "answer_precision": cal.baseline.answer_precision},
               "after": {"macro_f1": cal.chosen.macro_f1, "refusal_f1": cal.chosen.refusal_f1,
-                        "answer_precision": cal.chosen.answer_precision}}
+                        "answer_precision": cal.chosen.answer_precision},
+              # the same choice made without the questions it is scored on (5-fold): what to expect on new ones
+              "after_held_out": None if held_out is None else {
+                  "macro_f1": held_out.macro_f1, "refusal_f1": held_out.refusal_f1,
+                  "answer_precision": held_out.answer_precision, "folds_mean_threshold": held_out.threshold}}
     if json_out:
         print_json(result)
         return
     console.print(f"{cal.objective}: threshold [bold]{cal.threshold}[/] (was {current}); "
                   f"macro-F1 {cal.baseline.macro_f1} → {cal.chosen.macro_f1}, refusal F1 "
                   f"{cal.baseline.refusal_f1} → {cal.chosen.refusal_f1}" + ("" if dry_run else "; saved"))
+    if held_out is not None:
+        console.print(f"  on questions the threshold was not chosen on (5-fold): macro-F1 {held_out.macro_f1}, "
+                      f"refusal F1 {held_out.refusal_f1}, answer precision {held_out.answer_precision}")
+    else:
+        console.print("  [yellow]too few questions of one kind (answerable / should refuse) for a held-out estimate[/]")
 
 
 @eval_app.command("candidates")
