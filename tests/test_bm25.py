@@ -13,6 +13,7 @@ from spravka.core.types import Chunk
 from spravka.store.base import IndexRow
 from spravka.store.lexical import Bm25Index
 from spravka.store.sqlite.db import Database
+from spravka.store.sqlite.dense import DenseStore
 from spravka.store.sqlite.documents import SqliteDocumentStore
 from spravka.store.sqlite.index import SqliteSearchIndex
 
@@ -233,6 +234,7 @@ def test_a_process_far_behind_takes_a_newer_save_instead_of_rebuilding(tmp_path,
         server.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 2))
     cid = server.store.collection_id("c")
     server.bm25(cid)
+    server.dense.snapshot(cid, DIM)
     db2, loader = make(tmp_path)
     for d in range(1100):  # 2,200 new rows: past the delta limit of the 20-row index
         loader.replace_document("c", f"bulk{d}", rows_for(rnd, f"bulk{d}", 2))
@@ -242,4 +244,8 @@ def test_a_process_far_behind_takes_a_newer_save_instead_of_rebuilding(tmp_path,
     current = server.bm25(cid)
     assert current.n_alive == 2220 and current.delta_rows == 0
     assert_same(server, rnd, 10)
+    # the vector snapshot likewise: the loader's persisted one is mapped, nothing replayed
+    monkeypatch.setattr(DenseStore, "_catch_up", lambda *a, **k: pytest.fail("replayed although a newer snapshot was there"))
+    monkeypatch.setattr(DenseStore, "_build", lambda *a, **k: pytest.fail("rebuilt although a newer snapshot was there"))
+    assert server.dense.snapshot(cid, DIM).size == 2220
     db.close()
