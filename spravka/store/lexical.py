@@ -247,7 +247,9 @@ class Bm25Index:
 
     def update(self, live_ids: np.ndarray, new_ids: np.ndarray, titles: Sequence[str], bodies: Sequence[str]) -> None:
         """Catch up: ``live_ids`` are every chunk id the collection holds now; the new rows
-        (ids above :attr:`max_id`, ascending) join the delta block."""
+        (ids the index does not hold yet) join the delta block. Ids that arrive out of order
+        (PostgreSQL sequences under concurrent writers) are fine here, but then :attr:`max_id`
+        is no guide to what is new and the caller diffs id sets instead."""
         if len(new_ids):
             keep_ids = self.ids[: self.base_rows]
             old_delta = self.delta_rows
@@ -276,12 +278,33 @@ class Bm25Index:
     ) -> tuple[np.ndarray, np.ndarray, bool]:
         """Top ``n`` rows as (chunk ids, scores, complete), best first. ``allowed`` maps chunk
         ids to a bool mask (the filter); the statistics stay collection-wide, as in FTS5."""
+        hit, scores = self._matches(terms, title_boost)
+        if allowed is not None and hit.size:
+            keep = allowed(self.ids[hit])
+            hit, scores = hit[keep], scores[keep]
+        complete = hit.size <= n
+        if not complete:
+            top = np.argpartition(-scores, n - 1)[:n]
+            hit, scores = hit[top], scores[top]
+        order = np.lexsort((self.ids[hit], -scores))
+        return self.ids[hit[order]], scores[order], complete
+
+    def ranked(self, terms: Sequence[str], title_boost: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+        """Every row matching any term, best first (ties by chunk id): for a caller that applies
+        its filter in pieces, from the top down (the PostgreSQL backend)."""
+        hit, scores = self._matches(terms, title_boost)
+        order = np.lexsort((self.ids[hit], -scores))
+        return self.ids[hit[order]], scores[order]
+
+    def _matches(self, terms: Sequence[str], title_boost: float) -> tuple[np.ndarray, np.ndarray]:
+        """(row numbers, BM25 scores) of the live rows matching any term, unordered."""
         uniq: dict[str, None] = {}
         for t in terms:
             for tok in _TOKEN.findall(t):
                 uniq[tok] = None
+        none = np.zeros(0, np.int64), np.zeros(0, np.float64)
         if not uniq or not self.n_alive:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64), True
+            return none
         acc = np.zeros(len(self.ids), dtype=np.float64)
         touched = False
         for term in uniq:
@@ -300,15 +323,7 @@ class Bm25Index:
             acc[rows] += idf * (f * (K1 + 1.0)) / (f + self._norm[rows])
             touched = True
         if not touched:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64), True
+            return none
         hit = np.flatnonzero(acc)
         hit = hit[self.alive[hit]]
-        if allowed is not None and hit.size:
-            hit = hit[allowed(self.ids[hit])]
-        scores = acc[hit]
-        complete = hit.size <= n
-        if not complete:
-            top = np.argpartition(-scores, n - 1)[:n]
-            hit, scores = hit[top], scores[top]
-        order = np.lexsort((self.ids[hit], -scores))
-        return self.ids[hit[order]], scores[order], complete
+        return hit, acc[hit]
