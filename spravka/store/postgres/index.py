@@ -222,10 +222,9 @@ class PgSearchIndex:
             self._commit_stats(conn, state[0], delta, d_rows, d_terms)
 
     def prepare(self, collection: str) -> None:
-        """The server maintains its own indexes; this process's in-memory BM25 index is caught up."""
-        state = self._state(collection)
-        if state is not None and self.lexical_engine == "memory":
-            self.bm25(state[0], state[1])
+        """Nothing to do: the server maintains its indexes as rows are written, and the in-memory
+        BM25 index lives in the searching process (built by the service's warm-up, caught up by
+        the first search after a change), not in an ingesting one that is about to exit."""
 
     def drop(self, collection: str) -> None:
         state = self._state(collection)
