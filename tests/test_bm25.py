@@ -41,6 +41,12 @@ def rows_for(rnd: random.Random, doc: str, n: int) -> list[IndexRow]:
     return out
 
 
+def fill(index: SqliteSearchIndex, rnd: random.Random, docs: int, rows: int, prefix: str = "d") -> None:
+    """``docs`` documents of ``rows`` random chunks each, ids ``<prefix>0``, ``<prefix>1``, …"""
+    for d in range(docs):
+        index.replace_document("c", f"{prefix}{d}", rows_for(rnd, f"{prefix}{d}", rows))
+
+
 def both(index: SqliteSearchIndex, terms: list[str], flt: Filter, boost: float = 2.0) -> tuple[dict, dict]:
     out = []
     for engine in ("fts5", "memory"):
@@ -79,8 +85,7 @@ def test_scores_equal_fts5_bm25_with_filters_and_title_boost(tmp_path):
 def test_index_catches_up_with_changes_and_other_processes(tmp_path):
     rnd = random.Random(5)
     db, index = make(tmp_path)
-    for d in range(40):
-        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 3))
+    fill(index, rnd, 40, 3)
     assert_same(index, rnd, 10)
     cid = index.store.collection_id("c")
     built = index.bm25(cid)
@@ -126,8 +131,7 @@ def test_empty_and_unknown_terms():
 def test_a_new_process_loads_the_saved_index_and_replays_changes(tmp_path, monkeypatch):
     rnd = random.Random(11)
     db, index = make(tmp_path)
-    for d in range(40):
-        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 3))
+    fill(index, rnd, 40, 3)
     cid = index.store.collection_id("c")
     index.bm25(cid)  # the first query builds the index and saves it
     saved = tmp_path / "index" / f"c{cid}" / "bm25"
@@ -159,8 +163,7 @@ def test_a_new_process_loads_the_saved_index_and_replays_changes(tmp_path, monke
 def test_a_damaged_or_foreign_saved_index_is_rebuilt(tmp_path, damage):
     rnd = random.Random(13)
     db, index = make(tmp_path)
-    for d in range(20):
-        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 2))
+    fill(index, rnd, 20, 2)
     cid = index.store.collection_id("c")
     index.bm25(cid)
     index.delete_documents("c", ["d0"])  # a change after the save: a stale index would still hold d0
@@ -188,8 +191,7 @@ def test_files_of_another_database_in_the_same_folder_are_not_used(tmp_path):
     with the saved BM25 index and vector snapshot; neither is loaded."""
     rnd = random.Random(17)
     db, index = make(tmp_path)
-    for d in range(10):
-        index.replace_document("c", f"old{d}", rows_for(rnd, f"old{d}", 2))
+    fill(index, rnd, 10, 2, prefix="old")
     cid = index.store.collection_id("c")
     index.bm25(cid)
     index.dense.snapshot(cid, DIM)
@@ -197,8 +199,7 @@ def test_files_of_another_database_in_the_same_folder_are_not_used(tmp_path):
     for name in ("spravka.db", "spravka.db-wal", "spravka.db-shm"):
         (tmp_path / name).unlink(missing_ok=True)
     db, index = make(tmp_path)
-    for d in range(12):  # same collection id, the generation passes the saved one
-        index.replace_document("c", f"new{d}", rows_for(rnd, f"new{d}", 1))
+    fill(index, rnd, 12, 1, prefix="new")  # same collection id, the generation passes the saved one
     assert index.store.collection_id("c") == cid
     assert index.bm25(cid).n_alive == 12
     assert index.dense.snapshot(cid, DIM).size == 12
@@ -212,8 +213,7 @@ def test_files_of_another_database_in_the_same_folder_are_not_used(tmp_path):
 def test_prepare_saves_what_a_restarted_process_loads(tmp_path, monkeypatch):
     rnd = random.Random(19)
     db, index = make(tmp_path)
-    for d in range(15):
-        index.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 2))
+    fill(index, rnd, 15, 2)
     index.prepare("c")  # the end of an ingestion: nothing is searched yet
     cid = index.store.collection_id("c")
     assert (tmp_path / "index" / f"c{cid}" / "bm25" / "state.json").is_file()
@@ -230,14 +230,12 @@ def test_a_process_far_behind_takes_a_newer_save_instead_of_rebuilding(tmp_path,
     server's next query loads that process's save rather than replaying or rebuilding."""
     rnd = random.Random(23)
     db, server = make(tmp_path)
-    for d in range(10):
-        server.replace_document("c", f"d{d}", rows_for(rnd, f"d{d}", 2))
+    fill(server, rnd, 10, 2)
     cid = server.store.collection_id("c")
     server.bm25(cid)
     server.dense.snapshot(cid, DIM)
     db2, loader = make(tmp_path)
-    for d in range(1100):  # 2,200 new rows: past the delta limit of the 20-row index
-        loader.replace_document("c", f"bulk{d}", rows_for(rnd, f"bulk{d}", 2))
+    fill(loader, rnd, 1100, 2, prefix="bulk")  # 2,200 new rows: past the delta limit of the 20-row index
     loader.prepare("c")
     db2.close()
     monkeypatch.setattr(Bm25Index, "__init__", lambda *a, **k: pytest.fail("rebuilt although a newer save was there"))
