@@ -84,6 +84,9 @@ class SqliteSearchIndex:
     def _fts(self, cid: int) -> str:
         return f"fts_{cid}"
 
+    def _has_fts(self, cid: int) -> bool:
+        return bool(self.db.query("SELECT 1 FROM sqlite_master WHERE name=?", (self._fts(cid),)))
+
     def _ensure_fts(self, cid: int) -> None:
         self.db.execute(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {self._fts(cid)} USING fts5(title, body, tokenize='unicode61')"
@@ -182,7 +185,7 @@ class SqliteSearchIndex:
             return LexicalCandidates([], [])
         cid = self._cid(collection)
         fts = self._fts(cid)
-        if not self.db.query("SELECT 1 FROM sqlite_master WHERE name=?", (fts,)):
+        if not self._has_fts(cid):
             return LexicalCandidates([], [])
         if fuzzy:
             terms = self.vocabulary(cid).expand(terms)
@@ -297,7 +300,7 @@ class SqliteSearchIndex:
             return
         cid = self._cid(collection)
         self.dense.snapshot(cid, self.dim)
-        if self.lexical_engine == "memory" and self.db.query("SELECT 1 FROM sqlite_master WHERE name=?", (self._fts(cid),)):
+        if self.lexical_engine == "memory" and self._has_fts(cid):
             self.bm25(cid)
 
     def drop(self, collection: str) -> None:
