@@ -421,6 +421,8 @@ class PgSearchIndex:
                         "SELECT id, title_terms, body_terms FROM chunks WHERE id = ANY(%s) ORDER BY id", (new.tolist(),))
                     index.update(live, np.asarray([r[0] for r in rows], dtype=np.int64),
                                  [r[1] for r in rows], [r[2] for r in rows])
+                    if index.needs_rebuild():  # many deletions show only after the update, as in SQLite
+                        index = None
             if index is None:
                 rows = self.db.query(
                     "SELECT id, title_terms, body_terms FROM chunks WHERE collection_id=%s ORDER BY id", (cid,))
