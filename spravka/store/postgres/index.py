@@ -42,8 +42,9 @@ from spravka.store.base import DenseCandidates, IndexRow, LexicalCandidates
 from spravka.store.lexical import K1, B, Bm25Index, Vocabulary, VocabularyCache, bm25_idf
 from spravka.store.postgres.candidates import STATS_SAMPLE, filter_view, select_dense, stats_of
 from spravka.store.postgres.db import PgDatabase
-from spravka.store.postgres.documents import PgDocumentStore, _nul
+from spravka.store.postgres.documents import PgDocumentStore
 from spravka.store.postgres.filters import compile_filter
+from spravka.store.sql_documents import strip_nul
 
 #: filters allowing at most this many chunks are searched exactly (no HNSW)
 EXACT_MAX = 5000
@@ -155,7 +156,7 @@ class PgSearchIndex:
                         cid,
                         doc_id,
                         c.ord,
-                        _nul(c.text),
+                        strip_nul(c.text),
                         c.title,
                         c.heading,
                         c.page,
