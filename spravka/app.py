@@ -106,7 +106,7 @@ class Spravka:
         if type(self.db).__name__ == "PgDatabase":
             from spravka.store.postgres.index import PgSearchIndex
 
-            return PgSearchIndex(self.db, self.store, self.embedder.dim)
+            return PgSearchIndex(self.db, self.store, self.embedder.dim, cache_dir=self.home / "index")
         if type(self.db).__name__ == "SideDatabase":
             from spravka.store.milvus.config import parse_url
             from spravka.store.milvus.index import MilvusSearchIndex

@@ -140,7 +140,7 @@ def open_backend(name: str, request: pytest.FixtureRequest, tmp: Path, dim: int 
             pdb.close()
             drop()
 
-        return Backend(name, pstore, PgSearchIndex(pdb, pstore, dim), pclose)
+        return Backend(name, pstore, PgSearchIndex(pdb, pstore, dim, cache_dir=tmp / "index"), pclose)
     if name == "milvus":
         client, path = request.getfixturevalue("milvus_client")
         from spravka.store.milvus.config import MilvusConfig

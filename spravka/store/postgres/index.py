@@ -28,9 +28,13 @@ the number of matching chunks: 660 ms a question at 100k synthetic chunks (docs/
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import shutil
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,10 +45,17 @@ from spravka.core.types import Chunk, Hit
 from spravka.store.base import DenseCandidates, IndexRow, LexicalCandidates
 from spravka.store.lexical import K1, B, Bm25Index, Vocabulary, VocabularyCache, bm25_idf
 from spravka.store.postgres.candidates import STATS_SAMPLE, filter_view, select_dense, stats_of
-from spravka.store.postgres.db import PgDatabase
+from spravka.store.postgres.db import PgDatabase, redact
 from spravka.store.postgres.documents import PgDocumentStore
 from spravka.store.postgres.filters import compile_filter
 from spravka.store.sql_documents import strip_nul
+
+log = logging.getLogger(__name__)
+
+
+def _db_key(url: str) -> str:
+    """A folder name per database (host, port, name; never the password)."""
+    return "pg-" + hashlib.sha256(redact(url).encode()).hexdigest()[:12]
 
 #: filters allowing at most this many chunks are searched exactly (no HNSW)
 EXACT_MAX = 5000
@@ -82,8 +93,12 @@ class PgSearchIndex:
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
         defer_ann: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
         self.db = db
+        #: where this process saves the in-memory BM25 indexes it builds, so the next process (a
+        #: restart, another worker) loads one and replays only the changes (None: never saved)
+        self.cache_dir = Path(cache_dir) / _db_key(db.url) if cache_dir is not None else None
         #: bulk loads (``spravka migrate``) skip HNSW maintenance and call ``build_ann`` at the end:
         #: building an HNSW index once is far cheaper than inserting into it row by row
         self.defer_ann = defer_ann
@@ -223,9 +238,12 @@ class PgSearchIndex:
             self._commit_stats(conn, state[0], delta, d_rows, d_terms)
 
     def prepare(self, collection: str) -> None:
-        """Nothing to do: the server maintains its indexes as rows are written, and the in-memory
-        BM25 index lives in the searching process (built by the service's warm-up, caught up by
-        the first search after a change), not in an ingesting one that is about to exit."""
+        """Build and save the collection's BM25 index when a cache folder is set, so neither the
+        first search of a fresh process nor a restart pays for the build; the server keeps its own
+        indexes (HNSW, ``lex``) as rows are written."""
+        state = self._state(collection)
+        if state is not None and self.cache_dir is not None and self.lexical_engine == "memory":
+            self.bm25(state[0], state[1])
 
     def drop(self, collection: str) -> None:
         state = self._state(collection)
@@ -244,6 +262,8 @@ class PgSearchIndex:
         self._indexed.discard(cid)
         with self._bm25_lock:
             self._bm25.pop(cid, None)
+            if self.cache_dir is not None:
+                shutil.rmtree(self.cache_dir / f"c{cid}", ignore_errors=True)
         self._vocab.drop(cid)
 
     # ---- dense ---------------------------------------------------------------------------------
@@ -401,34 +421,54 @@ class PgSearchIndex:
         keep = keep[:n]
         return LexicalCandidates([int(ids[j]) for j in keep], [float(scores[j]) for j in keep], complete)
 
+    def _bm25_saved(self, cid: int) -> tuple[Path, str] | None:
+        """Where a collection's BM25 index is saved, and the owner tag that a saved copy must carry:
+        the ``collections`` table's oid (new whenever the schema or the database is re-created)
+        and the collection's id and creation time."""
+        if self.cache_dir is None:
+            return None
+        row = self.db.query(
+            "SELECT 'collections'::regclass::oid::bigint, created_at FROM collections WHERE id=%s", (cid,))
+        return (self.cache_dir / f"c{cid}" / "bm25", f"{row[0][0]}:{cid}@{row[0][1]}") if row else None
+
     def bm25(self, cid: int, generation: int) -> Bm25Index:
         """This process's in-memory BM25 index of a collection, current at ``generation`` or later.
 
-        Catching up diffs id sets rather than reading ids above the last one seen: under concurrent
-        writers a sequence value can commit after a larger one, and it must not be missed."""
+        A fresh process, or one so far behind that it would rebuild, starts from the saved copy
+        when there is one (postings memory-mapped) and replays what changed since. Catching up
+        diffs id sets rather than reading ids above the last one seen: under concurrent writers a
+        sequence value can commit after a larger one, and it must not be missed."""
         with self._bm25_lock:
             cached = self._bm25.get(cid)
             if cached is not None and cached[0] >= generation:
                 return cached[1]
             live = np.asarray([r[0] for r in self.db.query(
                 "SELECT id FROM chunks WHERE collection_id=%s ORDER BY id", (cid,))], dtype=np.int64)
-            index = cached[1] if cached is not None else None
-            if index is not None:
+
+            def caught_up(index: Bm25Index) -> Bm25Index | None:
                 new = np.setdiff1d(live, index.ids, assume_unique=True)
                 if index.needs_rebuild(len(new)):
-                    index = None
-                else:
-                    rows = self.db.query(
-                        "SELECT id, title_terms, body_terms FROM chunks WHERE id = ANY(%s) ORDER BY id", (new.tolist(),))
-                    index.update(live, np.asarray([r[0] for r in rows], dtype=np.int64),
-                                 [r[1] for r in rows], [r[2] for r in rows])
-                    if index.needs_rebuild():  # many deletions show only after the update, as in SQLite
-                        index = None
+                    return None
+                rows = self.db.query(
+                    "SELECT id, title_terms, body_terms FROM chunks WHERE id = ANY(%s) ORDER BY id", (new.tolist(),))
+                index.update(live, np.asarray([r[0] for r in rows], dtype=np.int64),
+                             [r[1] for r in rows], [r[2] for r in rows])
+                return None if index.needs_rebuild() else index  # deletions show only after the update
+
+            index = caught_up(cached[1]) if cached is not None else None
+            saved = self._bm25_saved(cid) if index is None else None
+            if saved is not None and (loaded := Bm25Index.load(*saved)) is not None:
+                index = caught_up(loaded[1])
             if index is None:
                 rows = self.db.query(
                     "SELECT id, title_terms, body_terms FROM chunks WHERE collection_id=%s ORDER BY id", (cid,))
                 index = Bm25Index(np.asarray([r[0] for r in rows], dtype=np.int64),
                                   [r[1] for r in rows], [r[2] for r in rows])
+                if saved is not None:
+                    try:
+                        index.save(saved[0], generation, saved[1])
+                    except OSError as e:  # a cache: searching goes on without it
+                        log.warning("could not save the BM25 index of collection %s: %s", cid, e)
             self._bm25[cid] = (generation, index)
             return index
 
