@@ -295,3 +295,116 @@ def test_widget_polls_the_operator_answer_and_the_answer_becomes_a_draft(tmp_pat
         text = drafts[0].read_text(encoding="utf-8")
         assert "# Сколько стоит слон?" in text and "плюшевые" in text and "status: draft" in text
     sp.close()
+
+
+HOOK = "helpdesk-hook-secret"
+
+
+def test_a_helpdesk_agents_public_comment_answers_the_user_and_retries_change_nothing(tmp_path):
+    """Jira and Zendesk are scripted stand-ins for ticket creation (our side of their protocol);
+    their webhooks are posted the way each helpdesk formats them."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from spravka.api import create_app
+
+    jira, zendesk = StandIn("jira"), StandIn("zendesk")
+    sp = Spravka(Settings(
+        home=tmp_path / "home", embedder={"provider": "use"},
+        escalate={"targets": ["jira", "zendesk"], "hook_secret": HOOK,
+                  "jira": {"base_url": jira.url, "service_desk_id": "7", "request_type_id": "42",
+                           "email": "bot@corp.ru", "api_token": "jira-token"},
+                  "zendesk": {"base_url": zendesk.url, "email": "bot@corp.ru", "api_token": "zd-token"}},
+        delivery={"base_delay_s": 0.05, "max_delay_s": 0.2}))
+    try:
+        first = sp.escalations.create("Где мой заказ 1042?", collection="default", answer_id="a1", channel="telegram",
+                                      reply_to="telegram:42", answer_text="Не нашёл информацию", answer_status="escalate")
+        second = sp.escalations.create("Как вернуть товар?", collection="default", answer_id="a2", channel="telegram",
+                                       reply_to="telegram:43")
+        drain(sp)
+        keys = {m.payload["escalation_id"]: m.response for m in sp.outbox.list() if m.target.startswith("jira:")}
+        assert keys[first.id]["issueKey"] == "SD-1" and keys[second.id]["issueKey"] == "SD-2"
+        zd = {m.payload["escalation_id"]: m for m in sp.outbox.list() if m.target.startswith("zendesk:")}
+
+        def replies(chat: str) -> list[str]:
+            return [m.payload["text"] for m in sp.outbox.list(limit=1000) if m.target == chat]
+
+        def jira_comment(key: str, cid: str, text, public: bool = True) -> dict:
+            return {"webhookEvent": "comment_created", "issue": {"key": key, "fields": {"summary": "…"}},
+                    "comment": {"id": cid, "body": text, "author": {"displayName": "Ирина"}, "jsdPublic": public}}
+
+        with TestClient(create_app(sp, dispatch=False)) as c:
+            bearer = {"Authorization": f"Bearer {HOOK}"}
+            body = jira_comment("SD-1", "10001", "Заказ 1042 передан курьеру, будет завтра.")
+            # no secret, a wrong one, a forged signature: refused, nothing changes
+            assert c.post("/v1/escalations/hooks/jira", json=body).status_code == 401
+            assert c.post("/v1/escalations/hooks/jira", json=body,
+                          headers={"Authorization": "Bearer nope"}).status_code == 401
+            assert c.post("/v1/escalations/hooks/jira", json=body,
+                          headers={"X-Hub-Signature": "sha256=" + "0" * 64}).status_code == 401
+            assert sp.inbox.get(first.id).state == InboxState.OPEN
+
+            # an internal note stays in Jira
+            r = c.post("/v1/escalations/hooks/jira", json=jira_comment("SD-1", "10000", "клиент VIP", False), headers=bearer)
+            assert r.json()["status"] == "ignored" and replies("telegram:42") == []
+
+            # the first public comment (Jira's own HMAC signature) resolves the escalation
+            raw = json.dumps(body, ensure_ascii=False).encode()
+            sig = "sha256=" + hmac.new(HOOK.encode(), raw, hashlib.sha256).hexdigest()
+            r = c.post("/v1/escalations/hooks/jira", content=raw,
+                       headers={"X-Hub-Signature": sig, "Content-Type": "application/json"})
+            assert r.status_code == 200 and r.json() == {"escalation_id": first.id, "status": "resolved"}
+            item = sp.inbox.get(first.id)
+            assert item.state == InboxState.DONE and item.resolution["answer"].startswith("Заказ 1042")
+            assert item.resolution["by"] == "jira:Ирина" and item.resolution["ticket"] == "jira:SD-1"
+            assert replies("telegram:42") == ["Заказ 1042 передан курьеру, будет завтра."]
+
+            # Jira retries the webhook: nothing new
+            assert c.post("/v1/escalations/hooks/jira", json=body, headers=bearer).json()["status"] == "duplicate"
+            assert len(replies("telegram:42")) == 1
+            # a later comment (API v3: ADF body) is a follow-up to the same chat, once
+            adf = {"type": "doc", "version": 1, "content": [
+                {"type": "paragraph", "content": [{"type": "text", "text": "Трек-номер: "},
+                                                  {"type": "text", "text": "RA123", "marks": [{"type": "strong"}]}]}]}
+            for _ in range(2):
+                r = c.post("/v1/escalations/hooks/jira", json=jira_comment("SD-1", "10002", adf), headers=bearer)
+                assert r.json()["status"] == "follow_up"
+            assert replies("telegram:42") == ["Заказ 1042 передан курьеру, будет завтра.", "Трек-номер: RA123"]
+            # not a comment event; an unknown ticket; a body of the wrong shape
+            assert c.post("/v1/escalations/hooks/jira", json={"webhookEvent": "jira:issue_updated"},
+                          headers=bearer).json()["status"] == "ignored"
+            assert c.post("/v1/escalations/hooks/jira", json=jira_comment("SD-99", "1", "x"),
+                          headers=bearer).status_code == 404
+            assert c.post("/v1/escalations/hooks/jira", json={"comment": {}}, headers=bearer).status_code == 400
+            assert c.post("/v1/escalations/hooks/trello", json=body, headers=bearer).status_code == 400
+
+            # Zendesk: by ticket id, or by external_id (the escalation's idempotency key)
+            zd_id = str(zd[second.id].response["ticket_id"])
+            r = c.post("/v1/escalations/hooks/zendesk", headers=bearer,
+                       json={"ticket_id": zd_id, "comment_id": "77", "comment": "Верните товар в любом пункте выдачи.",
+                             "author": "Олег"})
+            assert r.json() == {"escalation_id": second.id, "status": "resolved"}
+            r = c.post("/v1/escalations/hooks/zendesk", headers=bearer,
+                       json={"external_id": zd[second.id].idempotency_key, "comment_id": "78", "comment": "И чек не нужен."})
+            assert r.json()["status"] == "follow_up"
+            assert replies("telegram:43") == ["Верните товар в любом пункте выдачи.", "И чек не нужен."]
+        kinds = [e["kind"] for e in sp.store.events(limit=200)]
+        assert "escalation.answered" in kinds and "escalation.follow_up" in kinds and "escalation.hook" in kinds
+    finally:
+        sp.close()
+        jira.close()
+        zendesk.close()
+
+
+def test_helpdesk_hooks_are_off_without_a_secret(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from spravka.api import create_app
+
+    sp = Spravka(Settings(home=tmp_path / "home", embedder={"provider": "use"}))
+    with TestClient(create_app(sp, dispatch=False)) as c:
+        r = c.post("/v1/escalations/hooks/jira", json={"issue": {"key": "SD-1"}, "comment": {"body": "x"}},
+                   headers={"Authorization": "Bearer "})
+        assert r.status_code == 401 and "hook_secret" in r.json()["error"]["message"]
+    sp.close()

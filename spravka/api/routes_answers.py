@@ -27,7 +27,7 @@ from spravka.api.schemas import (
 )
 from spravka.api.security import requires, service
 from spravka.api.service import Principal, Service
-from spravka.core.errors import InputError, NotFoundError, SpravkaError
+from spravka.core.errors import AuthError, InputError, NotFoundError, SpravkaError
 from spravka.core.types import Answer
 
 log = logging.getLogger("spravka.api")
@@ -266,3 +266,39 @@ def escalation_status(escalation_id: str, request: Request, p: Principal = Depen
     if p.role != "admin" and owner != p.key.id:
         raise NotFoundError(f"escalation '{escalation_id[:64]}' not found")
     return svc.sp.escalations.public(item)
+
+
+_HOOK_MAX_BYTES = 1 << 20
+
+
+@router.post("/v1/escalations/hooks/{system}", tags=["answers"],
+             summary="A helpdesk agent's public comment (Jira / Zendesk webhook) answers the escalation")
+async def helpdesk_hook(system: str, request: Request):
+    """Authenticated by ``escalate.hook_secret`` (bearer, or ``X-Hub-Signature: sha256=`` HMAC of the
+    body), not by an API key: see :mod:`spravka.escalate.hooks` for the payloads."""
+    import asyncio
+
+    from spravka.escalate.hooks import parse, verify
+
+    svc = service(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > _HOOK_MAX_BYTES:
+        raise InputError("the webhook body is over 1 MB")
+    body = await request.body()
+    if len(body) > _HOOK_MAX_BYTES:
+        raise InputError("the webhook body is over 1 MB")
+    secret = svc.sp.settings.escalate.hook_secret
+    if not verify(secret.get_secret_value() if secret else None, body, {k.lower(): v for k, v in request.headers.items()}):
+        raise AuthError("the helpdesk webhook did not present escalate.hook_secret",
+                        hint="Authorization: Bearer <secret> or X-Hub-Signature: sha256=<HMAC-SHA256 of the body>")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise InputError("the webhook body is not JSON") from None
+    comment = parse(system[:16], data)
+    if comment is None:
+        return {"status": "ignored", "reason": "not a new comment"}
+    result = await asyncio.to_thread(svc.sp.escalations.helpdesk_reply, comment)
+    svc.sp.store.log_event("escalation.hook", {"system": comment.system, "ticket": comment.ticket[:64],
+                                               "status": result["status"]})
+    return result

@@ -285,6 +285,10 @@ class EscalateSettings(BaseModel):
     webhook_url: str | None = None
     #: HMAC-SHA256 of the body in ``X-Spravka-Signature``
     webhook_secret: SecretStr | None = None
+    #: what Jira / Zendesk webhooks present to ``POST /v1/escalations/hooks/{jira|zendesk}`` (an agent's
+    #: public comment answers the escalation): ``Authorization: Bearer <secret>`` or ``X-Hub-Signature:
+    #: sha256=<HMAC of the body>``; unset, the endpoint refuses every call
+    hook_secret: SecretStr | None = None
 
 
 class DeliverySettings(BaseModel):

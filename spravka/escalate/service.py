@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from spravka.core.errors import NotFoundError
+from spravka.core.errors import InputError, NotFoundError
 from spravka.core.settings import EscalateSettings
 from spravka.core.types import Answer, Hit
+from spravka.escalate.hooks import HelpdeskComment
 from spravka.store.queues import Inbox, InboxItem, InboxState, Outbox
 
 log = logging.getLogger(__name__)
@@ -148,6 +151,60 @@ class Escalations:
         self.log_event("escalation.answered", {"inbox_id": item.id, "answer_id": item.payload.get("answer_id"),
                                                "channel": item.payload.get("channel"),
                                                "by": (item.resolution or {}).get("by")}, item.collection)
+
+    # ---- replies from a helpdesk (spravka.escalate.hooks) -------------------------------------------
+    def by_ticket(self, system: str, ticket: str, external_id: str = "") -> InboxItem | None:
+        """The escalation that became ``system``'s ticket ``ticket`` (the key the helpdesk returned
+        when the outbox delivered it), or whose idempotency key is ``external_id`` (Zendesk)."""
+        field = {"jira": "$.issueKey", "zendesk": "$.ticket_id"}[system]
+        rows = self.db.query(
+            "SELECT payload FROM outbox WHERE target LIKE ? AND state='delivered'"
+            " AND CAST(json_extract(response, ?) AS TEXT)=? ORDER BY created_at DESC LIMIT 1",
+            (f"{system}:%", field, ticket),
+        ) if ticket else []
+        if not rows and external_id:
+            rows = self.db.query("SELECT payload FROM outbox WHERE target LIKE ? AND idempotency_key=?",
+                                 (f"{system}:%", external_id))
+        if not rows:
+            return None
+        item = self.inbox.get(str(json.loads(rows[0][0]).get("escalation_id") or ""))
+        return item if item is not None and item.type == TYPE else None
+
+    def helpdesk_reply(self, c: HelpdeskComment) -> dict[str, Any]:
+        """An agent's comment on the helpdesk ticket: the first public one resolves the escalation
+        (and so goes to the user's channel), later ones are follow-ups to that channel. A comment
+        seen before (a webhook retried) changes nothing."""
+        item = self.by_ticket(c.system, c.ticket, c.external_id)
+        if item is None:
+            raise NotFoundError(f"no escalation became {c.system} ticket '{c.ticket or c.external_id}'")
+        out: dict[str, Any] = {"escalation_id": item.id}
+        if not c.public:
+            return {**out, "status": "ignored", "reason": "internal note"}
+        if not c.text:
+            return {**out, "status": "ignored", "reason": "empty comment"}
+        ref = c.comment_id or hashlib.sha256(c.text.encode()).hexdigest()[:16]
+        actor = f"{c.system}:{c.author or 'agent'}"[:120]
+        if item.state in (InboxState.OPEN, InboxState.CLAIMED):
+            try:
+                self.inbox.resolve(item.id, {"answer": c.text, "ticket": f"{c.system}:{c.ticket}", "comment_id": ref},
+                                   actor)
+                return {**out, "status": "resolved"}
+            except InputError:  # closed meanwhile (the console, a parallel delivery of the hook)
+                item = self.inbox.get(item.id) or item
+        if item.state == InboxState.DISMISSED:
+            return {**out, "status": "ignored", "reason": "escalation dismissed"}
+        if (item.resolution or {}).get("comment_id") == ref:
+            return {**out, "status": "duplicate"}
+        reply_to = item.payload.get("reply_to")
+        if not reply_to:
+            return {**out, "status": "ignored", "reason": "the question came from no channel to write to"}
+        msg = self.outbox.enqueue(reply_to, {"text": c.text, "escalation_id": item.id, "follow_up": True,
+                                             "question": item.payload.get("question"),
+                                             "answer_id": item.payload.get("answer_id")},
+                                  idempotency_key=f"{TYPE}-reply:{item.id}:{c.system}:{ref}")
+        self.log_event("escalation.follow_up", {"inbox_id": item.id, "by": actor, "channel": item.payload.get("channel")},
+                       item.collection)
+        return {**out, "status": "follow_up", "message_id": msg.id}
 
     def operator_answers(self) -> dict[str, dict[str, Any]]:
         """answer id → the resolved escalation's question and operator answer (for drafts)."""
