@@ -13,7 +13,6 @@ only the index is copied: the documents are already there.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,26 +67,6 @@ def _query(store: Any, sql: str, params: tuple) -> list[tuple]:
     if _sqlite_path(store) is None:
         sql = sql.replace("?", "%s")
     return store.db.query(sql, params)
-
-
-def iter_vectors(store: Any, batch: int = 5000) -> Iterator[tuple[str, list[tuple[str, np.ndarray]]]]:
-    """Every cached vector as ``(model, [(hash, vector), ...])`` batches."""
-    if hasattr(store, "iter_vectors"):
-        yield from store.iter_vectors(batch)
-        return
-    last = ("", "")
-    while True:
-        rows = store.db.query(
-            "SELECT model, hash, vector FROM embeddings WHERE (model, hash) > (?, ?) ORDER BY model, hash LIMIT ?",
-            (*last, batch),
-        )
-        if not rows:
-            return
-        by_model: dict[str, list[tuple[str, np.ndarray]]] = {}
-        for m, h, blob in rows:
-            by_model.setdefault(m, []).append((h, np.frombuffer(blob, dtype=np.float32)))
-        yield from by_model.items()
-        last = (rows[-1][0], rows[-1][1])
 
 
 def export_rows(index: Any, collection: str, doc_id: str) -> list[IndexRow]:
@@ -202,7 +181,7 @@ def migrate(
         if not src_store.has_collection(name):
             raise ConfigError(f"collection '{name}' does not exist in the source store")
     if not same_db:
-        for model, items in iter_vectors(src_store):
+        for model, items in src_store.iter_vectors():
             dst_store.put_vectors(model, items)
             report.vectors += len(items)
             progress.vectors(len(items))
