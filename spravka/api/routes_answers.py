@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -29,6 +30,8 @@ from spravka.api.security import requires, service
 from spravka.api.service import Principal, Service
 from spravka.core.errors import AuthError, InputError, NotFoundError, SpravkaError
 from spravka.core.types import Answer
+from spravka.escalate.hooks import parse as parse_hook
+from spravka.escalate.hooks import verify as verify_hook
 
 log = logging.getLogger("spravka.api")
 router = APIRouter()
@@ -276,10 +279,6 @@ _HOOK_MAX_BYTES = 1 << 20
 async def helpdesk_hook(system: str, request: Request):
     """Authenticated by ``escalate.hook_secret`` (bearer, or ``X-Hub-Signature: sha256=`` HMAC of the
     body), not by an API key: see :mod:`spravka.escalate.hooks` for the payloads."""
-    import asyncio
-
-    from spravka.escalate.hooks import parse, verify
-
     svc = service(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > _HOOK_MAX_BYTES:
@@ -288,14 +287,14 @@ async def helpdesk_hook(system: str, request: Request):
     if len(body) > _HOOK_MAX_BYTES:
         raise InputError("the webhook body is over 1 MB")
     secret = svc.sp.settings.escalate.hook_secret
-    if not verify(secret.get_secret_value() if secret else None, body, {k.lower(): v for k, v in request.headers.items()}):
+    if not verify_hook(secret.get_secret_value() if secret else None, body, {k.lower(): v for k, v in request.headers.items()}):
         raise AuthError("the helpdesk webhook did not present escalate.hook_secret",
                         hint="Authorization: Bearer <secret> or X-Hub-Signature: sha256=<HMAC-SHA256 of the body>")
     try:
         data = json.loads(body)
     except ValueError:
         raise InputError("the webhook body is not JSON") from None
-    comment = parse(system[:16], data)
+    comment = parse_hook(system[:16], data)
     if comment is None:
         return {"status": "ignored", "reason": "not a new comment"}
     result = await asyncio.to_thread(svc.sp.escalations.helpdesk_reply, comment)

@@ -198,10 +198,12 @@ class Escalations:
         reply_to = item.payload.get("reply_to")
         if not reply_to:
             return {**out, "status": "ignored", "reason": "the question came from no channel to write to"}
+        key = f"{TYPE}-reply:{item.id}:{c.system}:{ref}"
+        if self.db.query("SELECT 1 FROM outbox WHERE idempotency_key=?", (key,)):
+            return {**out, "status": "duplicate"}
         msg = self.outbox.enqueue(reply_to, {"text": c.text, "escalation_id": item.id, "follow_up": True,
                                              "question": item.payload.get("question"),
-                                             "answer_id": item.payload.get("answer_id")},
-                                  idempotency_key=f"{TYPE}-reply:{item.id}:{c.system}:{ref}")
+                                             "answer_id": item.payload.get("answer_id")}, idempotency_key=key)
         self.log_event("escalation.follow_up", {"inbox_id": item.id, "by": actor, "channel": item.payload.get("channel")},
                        item.collection)
         return {**out, "status": "follow_up", "message_id": msg.id}
