@@ -326,8 +326,8 @@ def test_a_helpdesk_agents_public_comment_answers_the_user_and_retries_change_no
         assert keys[first.id]["issueKey"] == "SD-1" and keys[second.id]["issueKey"] == "SD-2"
         zd = {m.payload["escalation_id"]: m for m in sp.outbox.list() if m.target.startswith("zendesk:")}
 
-        def replies(chat: str) -> list[str]:
-            return [m.payload["text"] for m in sp.outbox.list(limit=1000) if m.target == chat]
+        def replies(chat: str) -> list[str]:  # oldest first (the outbox lists newest first)
+            return [m.payload["text"] for m in reversed(sp.outbox.list(limit=1000)) if m.target == chat]
 
         def jira_comment(key: str, cid: str, text, public: bool = True) -> dict:
             return {"webhookEvent": "comment_created", "issue": {"key": key, "fields": {"summary": "…"}},

@@ -102,7 +102,8 @@ class Outbox(Protocol):
 
     def get(self, message_id: str) -> OutboxMessage | None: ...
 
-    def list(self, *, state: OutboxState | None = None, limit: int = 100) -> list[OutboxMessage]: ...
+    def list(self, *, state: OutboxState | None = None, limit: int = 100) -> list[OutboxMessage]:
+        """Newest first (ties in the same second: the later enqueued first)."""
 
     def retry(self, message_id: str) -> None:
         """Put a dead message back in the queue (an administrator's action)."""

@@ -184,7 +184,7 @@ class SqliteOutbox:
         if state is not None:
             sql += " WHERE state=?"
             params.append(str(state))
-        return [self._msg(r) for r in self.db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*params, limit])]
+        return [self._msg(r) for r in self.db.query(sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?", [*params, limit])]
 
     def retry(self, message_id: str) -> None:
         self.db.execute("UPDATE outbox SET state='pending', next_attempt_at=0 WHERE id=?", (message_id,))
