@@ -377,6 +377,11 @@ def test_a_helpdesk_agents_public_comment_answers_the_user_and_retries_change_no
                           headers=bearer).status_code == 404
             assert c.post("/v1/escalations/hooks/jira", json={"comment": {}}, headers=bearer).status_code == 400
             assert c.post("/v1/escalations/hooks/trello", json=body, headers=bearer).status_code == 400
+            # an oversized body is refused, declared or streamed without a length
+            huge = b'{"comment": "' + b"x" * (1 << 20) + b'"}'
+            assert c.post("/v1/escalations/hooks/jira", content=huge, headers=bearer).status_code == 413
+            r = c.post("/v1/escalations/hooks/jira", content=iter([huge[:1000], huge[1000:]]), headers=bearer)
+            assert r.status_code == 413 and "1 MB" in r.json()["error"]["message"]
 
             # Zendesk: by ticket id, or by external_id (the escalation's idempotency key)
             zd_id = str(zd[second.id].response["ticket_id"])

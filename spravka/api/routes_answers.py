@@ -28,6 +28,7 @@ from spravka.api.schemas import (
 )
 from spravka.api.security import requires, service
 from spravka.api.service import Principal, Service
+from spravka.api.uploads import PayloadTooLarge
 from spravka.core.errors import AuthError, InputError, NotFoundError, SpravkaError
 from spravka.core.types import Answer
 from spravka.escalate.hooks import parse as parse_hook
@@ -282,10 +283,14 @@ async def helpdesk_hook(system: str, request: Request):
     svc = service(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > _HOOK_MAX_BYTES:
-        raise InputError("the webhook body is over 1 MB")
-    body = await request.body()
-    if len(body) > _HOOK_MAX_BYTES:
-        raise InputError("the webhook body is over 1 MB")
+        raise PayloadTooLarge("the webhook body is over 1 MB")
+    parts, size = [], 0
+    async for part in request.stream():  # a chunked body without a length is capped as it arrives
+        size += len(part)
+        if size > _HOOK_MAX_BYTES:
+            raise PayloadTooLarge("the webhook body is over 1 MB")
+        parts.append(part)
+    body = b"".join(parts)
     secret = svc.sp.settings.escalate.hook_secret
     if not verify_hook(secret.get_secret_value() if secret else None, body, {k.lower(): v for k, v in request.headers.items()}):
         raise AuthError("the helpdesk webhook did not present escalate.hook_secret",
