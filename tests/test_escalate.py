@@ -393,6 +393,8 @@ def test_a_helpdesk_agents_public_comment_answers_the_user_and_retries_change_no
                        json={"external_id": zd[second.id].idempotency_key, "comment_id": "78", "comment": "И чек не нужен."})
             assert r.json()["status"] == "follow_up"
             assert replies("telegram:43") == ["Верните товар в любом пункте выдачи.", "И чек не нужен."]
+            # the widget has no channel to write to: its poll shows the answer and the follow-ups
+            assert sp.escalations.public(sp.inbox.get(second.id))["follow_ups"] == ["И чек не нужен."]
         kinds = [e["kind"] for e in sp.store.events(limit=200)]
         assert "escalation.answered" in kinds and "escalation.follow_up" in kinds and "escalation.hook" in kinds
     finally:

@@ -64,6 +64,13 @@ def test_inbox_lifecycle(tmp_path):
     assert done.state == InboxState.DONE and done.resolution == {"answer": "Заказ в пути", "by": "olga"}
     with pytest.raises(InputError, match="already done"):
         inbox.resolve(a.id, {}, "olga")
+    # follow-ups go on a done item only, once per key, and keep the answer
+    with pytest.raises(InputError, match="not done"):
+        inbox.follow_up(b.id, {"text": "ещё"}, "k1")
+    assert inbox.follow_up(a.id, {"text": "Курьер будет к 18:00"}, "k1")
+    assert not inbox.follow_up(a.id, {"text": "Курьер будет к 18:00"}, "k1")
+    res = inbox.get(a.id).resolution
+    assert res["answer"] == "Заказ в пути" and [u["text"] for u in res["follow_ups"]] == ["Курьер будет к 18:00"]
     assert inbox.dismiss(b.id, "спам", "ivan").state == InboxState.DISMISSED
     assert inbox.counts() == {"escalation": {"done": 1}, "triage": {"dismissed": 1}}
 

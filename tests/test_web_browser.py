@@ -157,7 +157,17 @@ def test_widget_streams_an_answer_with_citations_and_takes_feedback(server, brow
     answer.find_element(By.CSS_SELECTOR, ".sw-escalate button").click()
     wait.until(lambda d: answer.find_elements(By.CSS_SELECTOR, ".sw-escalated"))
     items = sp.inbox.list(type="escalation")
-    assert any(i.ref == answer_id and i.payload["contact"] == "+7 900 123-45-67" for i in items)
+    item = next(i for i in items if i.ref == answer_id)
+    assert item.payload["contact"] == "+7 900 123-45-67"
+
+    # the operator answers (console or helpdesk), then adds a follow-up: the open page shows both
+    sp.inbox.resolve(item.id, {"answer": "Да, наличными можно, сдачу курьер даст."}, "operator")
+    wait.until(lambda d: "сдачу курьер даст" in " ".join(
+        e.text for e in root.find_elements(By.CSS_SELECTOR, ".sw-operator")))
+    assert sp.inbox.follow_up(item.id, {"text": "Крупные купюры лучше разменять заранее."}, "k1")
+    wait.until(lambda d: "разменять заранее" in " ".join(
+        e.text for e in root.find_elements(By.CSS_SELECTOR, ".sw-operator")))
+    assert len(root.find_elements(By.CSS_SELECTOR, ".sw-operator")) == 2  # each shown once
 
     browser.save_screenshot(str(tmp_path / "widget-answer.png"))
     assert (tmp_path / "widget-answer.png").stat().st_size > 10_000

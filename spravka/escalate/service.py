@@ -134,6 +134,7 @@ class Escalations:
         return {"id": item.id, "state": str(item.state), "answer_id": item.payload.get("answer_id"),
                 "question": item.payload.get("question"),
                 "answer": res.get("answer") if item.state == InboxState.DONE else None,
+                "follow_ups": [u.get("text") for u in res.get("follow_ups") or []] if item.state == InboxState.DONE else [],
                 "updated_at": item.updated_at}
 
     # ---- the operator's answer goes back ------------------------------------------------------
@@ -195,18 +196,20 @@ class Escalations:
             return {**out, "status": "ignored", "reason": "escalation dismissed"}
         if (item.resolution or {}).get("comment_id") == ref:
             return {**out, "status": "duplicate"}
-        reply_to = item.payload.get("reply_to")
-        if not reply_to:
-            return {**out, "status": "ignored", "reason": "the question came from no channel to write to"}
         key = f"{TYPE}-reply:{item.id}:{c.system}:{ref}"
-        if self.db.query("SELECT 1 FROM outbox WHERE idempotency_key=?", (key,)):
-            return {**out, "status": "duplicate"}
-        msg = self.outbox.enqueue(reply_to, {"text": c.text, "escalation_id": item.id, "follow_up": True,
-                                             "question": item.payload.get("question"),
-                                             "answer_id": item.payload.get("answer_id")}, idempotency_key=key)
+        reply_to = item.payload.get("reply_to")
+        # one transaction: the follow-up is kept on the item (the widget's poll shows it from there)
+        # and queued for the user's channel together, or neither is
+        with self.db.transaction():
+            if not self.inbox.follow_up(item.id, {"text": c.text, "by": actor}, key):
+                return {**out, "status": "duplicate"}
+            if reply_to:
+                self.outbox.enqueue(reply_to, {"text": c.text, "escalation_id": item.id, "follow_up": True,
+                                               "question": item.payload.get("question"),
+                                               "answer_id": item.payload.get("answer_id")}, idempotency_key=key)
         self.log_event("escalation.follow_up", {"inbox_id": item.id, "by": actor, "channel": item.payload.get("channel")},
                        item.collection)
-        return {**out, "status": "follow_up", "message_id": msg.id}
+        return {**out, "status": "follow_up"}
 
     def operator_answers(self) -> dict[str, dict[str, Any]]:
         """answer id → the resolved escalation's question and operator answer (for drafts)."""

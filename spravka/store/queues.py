@@ -84,6 +84,10 @@ class Inbox(Protocol):
 
     def dismiss(self, item_id: str, reason: str, actor: str) -> InboxItem: ...
 
+    def follow_up(self, item_id: str, entry: dict[str, Any], key: str) -> bool:
+        """Append ``entry`` to a done item's ``resolution["follow_ups"]`` once per ``key``; False when
+        that key is there already."""
+
     def counts(self) -> dict[str, dict[str, int]]: ...
 
 

@@ -108,6 +108,19 @@ class SqliteInbox:
     def dismiss(self, item_id: str, reason: str, actor: str) -> InboxItem:
         return self._close(item_id, InboxState.DISMISSED, {"dismissed": reason}, actor)
 
+    def follow_up(self, item_id: str, entry: dict[str, Any], key: str) -> bool:
+        with self.db.transaction():
+            item = self._must(item_id)
+            if item.state != InboxState.DONE:
+                raise InputError(f"inbox item '{item_id}' is {item.state}, not done: resolve it first")
+            res = dict(item.resolution or {})
+            ups = list(res.get("follow_ups") or [])
+            if any(u.get("key") == key for u in ups):
+                return False
+            res["follow_ups"] = [*ups, {**entry, "key": key, "at": now()}]
+            self.db.execute("UPDATE inbox SET resolution=?, updated_at=? WHERE id=?", (_dump(res), now(), item_id))
+        return True
+
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for type_, state, n in self.db.query("SELECT type, state, count(*) FROM inbox GROUP BY type, state"):

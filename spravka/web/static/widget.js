@@ -353,21 +353,24 @@
     });
   }
 
-  /* The operator answers in the console; while the page is open the widget shows the answer. */
+  /* The operator answers in the console or the helpdesk; while the page is open (up to half an
+     hour) the widget shows the answer and any follow-ups the operator adds after it. */
   function pollOperator(id) {
-    var delay = 5000;
+    var delay = 5000, shown = 0, answered = false, until = Date.now() + 30 * 60000;
+    function again(ms) { if (Date.now() < until) setTimeout(tick, ms); }
     function tick() {
       fetch(apiBase + "/v1/escalations/" + encodeURIComponent(id), { headers: headers(false) }).then(function (r) {
         return r.ok ? r.json() : null;
       }).then(function (b) {
-        if (b && b.state === "done" && b.answer) {
-          say("sw-bot sw-operator", T.operatorAnswer + ": " + b.answer);
-          return;
-        }
         if (b && b.state === "dismissed") return;
+        if (b && b.state === "done" && b.answer) {
+          if (!answered) { say("sw-bot sw-operator", T.operatorAnswer + ": " + b.answer); answered = true; }
+          var ups = b.follow_ups || [];
+          for (; shown < ups.length; shown++) say("sw-bot sw-operator", T.operatorAnswer + ": " + ups[shown]);
+        }
         delay = Math.min(delay * 1.5, 60000);
-        setTimeout(tick, delay);
-      }, function () { setTimeout(tick, 60000); });
+        again(delay);
+      }, function () { again(60000); });
     }
     setTimeout(tick, delay);
   }
