@@ -95,7 +95,9 @@ def parse(system: str, body: Any) -> HelpdeskComment | None:
         issue, comment = body.get("issue"), body.get("comment")
         if not isinstance(issue, dict) or not isinstance(comment, dict) or not issue.get("key"):
             raise InputError("a Jira comment webhook needs issue.key and comment")
-        author = comment.get("author") if isinstance(comment.get("author"), dict) else {}
+        author = comment.get("author")
+        if not isinstance(author, dict):
+            author = {}
         return HelpdeskComment(
             "jira", str(issue["key"]), adf_text(comment.get("body")).strip()[:_MAX_TEXT], str(comment.get("id") or ""),
             str(author.get("displayName") or author.get("name") or ""), comment.get("jsdPublic") is not False,
