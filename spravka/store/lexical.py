@@ -4,6 +4,7 @@ an in-memory BM25 index scored exactly like SQLite FTS5."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class Vocabulary:
@@ -197,6 +200,13 @@ class Bm25Index:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # another process's save won the race, or the disk is full
             raise
+
+    def save_or_warn(self, folder: Path, generation: int, owner: str = "") -> None:
+        """:meth:`save` as a cache: a read-only or full disk costs the next start a rebuild, no more."""
+        try:
+            self.save(folder, generation, owner)
+        except OSError as e:
+            log.warning("could not save the BM25 index to %s: %s", folder, e)
 
     @classmethod
     def load(cls, folder: Path, owner: str = "") -> tuple[int, Bm25Index] | None:

@@ -29,7 +29,6 @@ the number of matching chunks: 660 ms a question at 100k synthetic chunks (docs/
 from __future__ import annotations
 
 import hashlib
-import logging
 import shutil
 import threading
 from collections import Counter, OrderedDict
@@ -49,8 +48,6 @@ from spravka.store.postgres.db import PgDatabase, redact
 from spravka.store.postgres.documents import PgDocumentStore
 from spravka.store.postgres.filters import compile_filter
 from spravka.store.sql_documents import strip_nul
-
-log = logging.getLogger(__name__)
 
 
 def _db_key(url: str) -> str:
@@ -465,10 +462,7 @@ class PgSearchIndex:
                 index = Bm25Index(np.asarray([r[0] for r in rows], dtype=np.int64),
                                   [r[1] for r in rows], [r[2] for r in rows])
                 if saved is not None:
-                    try:
-                        index.save(saved[0], generation, saved[1])
-                    except OSError as e:  # a cache: searching goes on without it
-                        log.warning("could not save the BM25 index of collection %s: %s", cid, e)
+                    index.save_or_warn(saved[0], generation, saved[1])
             self._bm25[cid] = (generation, index)
             return index
 

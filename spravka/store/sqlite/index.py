@@ -13,7 +13,6 @@ of :func:`compile_filter`, which FTS5 mode still uses: ``lexical_engine="fts5"``
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,8 +26,6 @@ from spravka.store.lexical import Bm25Index, Vocabulary, VocabularyCache
 from spravka.store.sqlite.db import Database
 from spravka.store.sqlite.dense import DenseStore
 from spravka.store.sqlite.documents import SqliteDocumentStore
-
-log = logging.getLogger(__name__)
 
 #: a JSON value as Python's ``str()`` writes it, which is how ``Filter.matches`` compares values
 _AS_TEXT = "(CASE type WHEN 'true' THEN 'True' WHEN 'false' THEN 'False' ELSE CAST(value AS TEXT) END)"
@@ -243,10 +240,7 @@ class SqliteSearchIndex:
                 rows = self.db.query(f"SELECT rowid, title, body FROM {self._fts(cid)} ORDER BY rowid")
                 index = Bm25Index(np.asarray([r[0] for r in rows], dtype=np.int64),
                                   [r[1] for r in rows], [r[2] for r in rows])
-                try:
-                    index.save(self._bm25_dir(cid), generation, self.db.instance_id)
-                except OSError as e:  # a read-only or full disk costs the next start a rebuild, no more
-                    log.warning("could not save the BM25 index of collection %s: %s", cid, e)
+                index.save_or_warn(self._bm25_dir(cid), generation, self.db.instance_id)
             self._bm25[cid] = (generation, index)
             return index
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from spravka.core.errors import InputError, NotFoundError
 from spravka.store.queues import InboxItem, InboxState, OutboxMessage, OutboxState
+from spravka.store.sql_documents import dumps
 from spravka.store.sqlite.db import Database, now
 
 log = logging.getLogger(__name__)
@@ -17,10 +18,6 @@ log = logging.getLogger(__name__)
 _INBOX_COLS = "id, type, title, payload, state, assignee, priority, collection, ref, resolution, created_at, updated_at"
 _OUTBOX_COLS = ("id, target, payload, idempotency_key, state, attempts, next_attempt_at, last_error, response,"
                 " created_at, delivered_at")
-
-
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)
 
 
 class SqliteInbox:
@@ -50,7 +47,7 @@ class SqliteInbox:
             self.db.execute(
                 "INSERT INTO inbox(id, type, title, payload, state, priority, collection, ref, dedup_key, created_at,"
                 " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                (item_id, type, title, _dump(payload), str(InboxState.OPEN), priority, collection, ref, dedup_key, t, t),
+                (item_id, type, title, dumps(payload), str(InboxState.OPEN), priority, collection, ref, dedup_key, t, t),
             )
         return self.get(item_id)  # type: ignore[return-value]
 
@@ -92,7 +89,7 @@ class SqliteInbox:
                 raise InputError(f"inbox item '{item_id}' is already {item.state}")
             self.db.execute(
                 "UPDATE inbox SET state=?, assignee=COALESCE(assignee, ?), resolution=?, updated_at=? WHERE id=?",
-                (str(state), actor, _dump({**resolution, "by": actor}), now(), item_id),
+                (str(state), actor, dumps({**resolution, "by": actor}), now(), item_id),
             )
         return self._must(item_id)
 
@@ -118,7 +115,7 @@ class SqliteInbox:
             if any(u.get("key") == key for u in ups):
                 return False
             res["follow_ups"] = [*ups, {**entry, "key": key, "at": now()}]
-            self.db.execute("UPDATE inbox SET resolution=?, updated_at=? WHERE id=?", (_dump(res), now(), item_id))
+            self.db.execute("UPDATE inbox SET resolution=?, updated_at=? WHERE id=?", (dumps(res), now(), item_id))
         return True
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -147,7 +144,7 @@ class SqliteOutbox:
             self.db.execute(
                 "INSERT INTO outbox(id, target, payload, idempotency_key, state, next_attempt_at, created_at)"
                 " VALUES(?,?,?,?,?,?,?)",
-                (msg_id, target, _dump(payload), idempotency_key, str(OutboxState.PENDING), 0.0, now()),
+                (msg_id, target, dumps(payload), idempotency_key, str(OutboxState.PENDING), 0.0, now()),
             )
         return self.get(msg_id)  # type: ignore[return-value]
 
@@ -181,7 +178,7 @@ class SqliteOutbox:
     def mark_delivered(self, message_id: str, response: dict[str, Any] | None = None) -> None:
         self.db.execute(
             "UPDATE outbox SET state=?, attempts=attempts+1, response=?, last_error=NULL, delivered_at=? WHERE id=?",
-            (str(OutboxState.DELIVERED), _dump(response) if response is not None else None, now(), message_id),
+            (str(OutboxState.DELIVERED), dumps(response) if response is not None else None, now(), message_id),
         )
 
     def mark_failed(self, message_id: str, error: str, retry_at: float | None) -> None:
