@@ -151,9 +151,9 @@ class Spravka:
     @cached_property
     def inbox(self):
         """Human tasks of every kind (escalations, triage, reviews, approvals)."""
-        from spravka.store.sqlite.queues import SqliteInbox
+        from spravka.store.sql_queues import SqlInbox
 
-        inbox = SqliteInbox(self._queue_db)
+        inbox = SqlInbox(self._queue_db)
         # A triage decision taken anywhere (console, API) teaches the classifier at once.
         inbox.on_resolve("triage", lambda item: self.classifier.sync_triage(force=True))
         # An operator's answer goes back to the user through the channel the question came from.
@@ -172,9 +172,9 @@ class Spravka:
     @cached_property
     def outbox(self):
         """Deliveries to outside systems, persisted before they are sent."""
-        from spravka.store.sqlite.queues import SqliteOutbox
+        from spravka.store.sql_queues import SqlOutbox
 
-        return SqliteOutbox(self._queue_db)
+        return SqlOutbox(self._queue_db)
 
     @cached_property
     def dispatcher(self):
@@ -236,9 +236,9 @@ class Spravka:
                 raise ConfigError("cache.backend = 'redis' needs cache.url", hint="e.g. redis://127.0.0.1:6379/0")
             backend = RedisCacheBackend(c.url, prefix=c.prefix)
         else:
-            from spravka.cache.sqlite import SqliteCacheBackend
+            from spravka.cache.sql import SqlCacheBackend
 
-            backend = SqliteCacheBackend(self._queue_db)
+            backend = SqlCacheBackend(self._queue_db)
         return AnswerCache(backend, self.store, fingerprint=self._answer_fingerprint(), ttl_s=c.ttl_s,
                            semantic_threshold=c.semantic_threshold, semantic_candidates=c.semantic_candidates,
                            embed=lambda q: self.embedder.embed_query(normalize_query(q)))
@@ -282,13 +282,21 @@ class Spravka:
 
     @cached_property
     def _queue_db(self):
-        """The SQLite database of the shared queues, API keys and classifier data: the document
-        store's own in the embedded profile (and beside a Milvus index); with PostgreSQL, a side
-        SQLite in the data directory (not yet shared between several app instances)."""
+        """The database of the shared tables (queues, API keys, classifier data, answer cache,
+        Telegram bindings): the document store's own, SQLite in the embedded profile (and beside a
+        Milvus index), PostgreSQL with the postgres store, so every server of a deployment shares
+        them. A side ``spravka.db`` that an older version kept beside PostgreSQL is moved in once."""
         if type(self.db).__name__ == "PgDatabase":
-            from spravka.store.sqlite.db import Database
+            from spravka.store.postgres.shared import PgSharedDb, import_side_sqlite
 
-            return Database(self.home / "spravka.db")
+            shared = PgSharedDb(self.db)
+            side = self.home / "spravka.db"
+            if side.is_file():
+                copied = import_side_sqlite(side, shared)
+                if copied is not None:
+                    log.warning("copied the shared tables of %s into PostgreSQL (%s); it is not read again",
+                                side, ", ".join(f"{t}: {n}" for t, n in copied.items() if n) or "no rows")
+            return shared
         return self.db
 
     def ingest(self, path: Path, collection: str | None = None, **kw):

@@ -31,8 +31,8 @@ from spravka.core.errors import ConfigError, InputError
 from spravka.core.settings import ClassifySettings
 from spravka.models.embedder import CachedEmbedder, normalize_rows
 from spravka.store.queues import InboxState
+from spravka.store.sql_queues import SqlInbox, SqlOutbox
 from spravka.store.sqlite.db import Database
-from spravka.store.sqlite.queues import SqliteInbox, SqliteOutbox
 
 FIXTURES = Path(__file__).parent / "fixtures" / "classify"
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "taxonomy"
@@ -67,7 +67,7 @@ def make_classifier(tmp_path: Path, **settings) -> tuple[TicketClassifier, list]
     cl = TicketClassifier(
         db=db, embedder=CachedEmbedder(GramEmbedder()), home=tmp_path,
         settings=ClassifySettings(**{"method": "ensemble", "threshold": 0.6, **settings}),
-        inbox=SqliteInbox(db), outbox=SqliteOutbox(db), log_event=lambda kind, payload: events.append((kind, payload)),
+        inbox=SqlInbox(db), outbox=SqlOutbox(db), log_event=lambda kind, payload: events.append((kind, payload)),
     )
     return cl, events
 

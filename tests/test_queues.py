@@ -12,8 +12,8 @@ from spravka.core.errors import InputError
 from spravka.delivery import OutboxDispatcher
 from spravka.delivery.webhook import WebhookSender
 from spravka.store.queues import InboxState, OutboxState
+from spravka.store.sql_queues import SqlInbox, SqlOutbox
 from spravka.store.sqlite.db import Database
-from spravka.store.sqlite.queues import SqliteInbox, SqliteOutbox
 
 
 class Receiver:
@@ -50,7 +50,7 @@ class Receiver:
 
 
 def test_inbox_lifecycle(tmp_path):
-    inbox = SqliteInbox(Database(tmp_path / "db"))
+    inbox = SqlInbox(Database(tmp_path / "db"))
     a = inbox.add("escalation", "Вопрос без ответа", {"question": "где мой заказ?"}, priority=2, dedup_key="ans-1")
     assert inbox.add("escalation", "again", {}, dedup_key="ans-1").id == a.id  # idempotent
     b = inbox.add("triage", "Тикет", {"text": "не работает VPN"})
@@ -80,7 +80,7 @@ def test_outbox_survives_a_failing_target_and_a_restart_then_delivers_exactly_on
     clock = [1000.0]
     try:
         db = Database(tmp_path / "db")
-        outbox = SqliteOutbox(db)
+        outbox = SqlOutbox(db)
         m = outbox.enqueue(f"webhook:{rx.url}", {"question": "где мой заказ?"}, "esc-42")
         assert outbox.enqueue(f"webhook:{rx.url}", {"question": "дубль"}, "esc-42").id == m.id
         d = OutboxDispatcher(outbox, base_delay_s=1, clock=lambda: clock[0])
@@ -93,7 +93,7 @@ def test_outbox_survives_a_failing_target_and_a_restart_then_delivers_exactly_on
         db.close()
 
         # the process restarts: a new database handle and dispatcher pick the message up
-        outbox2 = SqliteOutbox(Database(tmp_path / "db"))
+        outbox2 = SqlOutbox(Database(tmp_path / "db"))
         d2 = OutboxDispatcher(outbox2, base_delay_s=1, clock=lambda: clock[0])
         d2.register("webhook", WebhookSender())
         clock[0] += 100
@@ -112,7 +112,7 @@ def test_outbox_survives_a_failing_target_and_a_restart_then_delivers_exactly_on
 def test_rejected_messages_go_dead_and_can_be_retried(tmp_path):
     rx = Receiver(fail=1, status=422)
     try:
-        outbox = SqliteOutbox(Database(tmp_path / "db"))
+        outbox = SqlOutbox(Database(tmp_path / "db"))
         d = OutboxDispatcher(outbox)
         d.register("webhook", WebhookSender())
         m = outbox.enqueue(f"webhook:{rx.url}", {"x": 1}, "k1")
@@ -125,7 +125,7 @@ def test_rejected_messages_go_dead_and_can_be_retried(tmp_path):
 
 
 def test_unknown_scheme_and_unreachable_target_are_retried_then_dead(tmp_path):
-    outbox = SqliteOutbox(Database(tmp_path / "db"))
+    outbox = SqlOutbox(Database(tmp_path / "db"))
     clock = [0.0]
     d = OutboxDispatcher(outbox, max_attempts=3, base_delay_s=1, clock=lambda: clock[0])
     d.register("webhook", WebhookSender(timeout_s=1))
@@ -143,7 +143,7 @@ def test_background_loop_delivers(tmp_path):
 
     rx = Receiver()
     try:
-        outbox = SqliteOutbox(Database(tmp_path / "db"))
+        outbox = SqlOutbox(Database(tmp_path / "db"))
         d = OutboxDispatcher(outbox)
         d.register("webhook", WebhookSender(secret="s3cret"))
         d.start(interval_s=0.05)
@@ -158,7 +158,7 @@ def test_background_loop_delivers(tmp_path):
 
 
 def test_resolve_runs_the_handlers_of_the_item_type(tmp_path):
-    inbox = SqliteInbox(Database(tmp_path / "db"))
+    inbox = SqlInbox(Database(tmp_path / "db"))
     seen = []
     inbox.on_resolve("triage", lambda item: seen.append((item.id, item.resolution["label"])))
     inbox.on_resolve("triage", lambda item: (_ for _ in ()).throw(RuntimeError("a broken handler")))

@@ -73,8 +73,9 @@ class Bindings:
     def bind(self, chat_id: int, key_id: str, user_id: int | None) -> None:
         from spravka.store.sqlite.db import now
 
-        self.db.execute("INSERT OR REPLACE INTO telegram_bindings(chat_id, key_id, user_id, created_at)"
-                        " VALUES(?,?,?,?)", (chat_id, key_id, user_id, now()))
+        self.db.execute("INSERT INTO telegram_bindings(chat_id, key_id, user_id, created_at) VALUES(?,?,?,?)"
+                        " ON CONFLICT (chat_id) DO UPDATE SET key_id=excluded.key_id, user_id=excluded.user_id,"
+                        " created_at=excluded.created_at", (chat_id, key_id, user_id, now()))
 
     def unbind(self, chat_id: int) -> None:
         self.db.execute("DELETE FROM telegram_bindings WHERE chat_id=?", (chat_id,))

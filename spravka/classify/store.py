@@ -67,7 +67,8 @@ class ClassifyStore:
                 return latest
             version = (latest.version + 1) if latest else 1
             self.db.execute(
-                "INSERT INTO classify_docs(kind, name, version, hash, body, created_at) VALUES(?,?,?,?,?,?)",
+                "INSERT INTO classify_docs(kind, name, version, hash, body, created_at) VALUES(?,?,?,?,?,?)"
+                " ON CONFLICT DO NOTHING",  # a concurrent writer of the same version (another server) wins
                 (kind, name, version, digest, json.dumps(body, ensure_ascii=False), now()),
             )
         return self.get_doc(kind, name)  # type: ignore[return-value]
@@ -94,7 +95,8 @@ class ClassifyStore:
 
     def _bump(self, taxonomy: str) -> None:
         self.db.execute(
-            "INSERT INTO meta(key, value) VALUES(?, '1') ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1",
+            "INSERT INTO meta(key, value) VALUES(?, '1') ON CONFLICT(key)"
+            " DO UPDATE SET value=CAST(CAST(meta.value AS INTEGER)+1 AS TEXT)",
             (f"classify_rev:{taxonomy}",),
         )
 
@@ -116,8 +118,8 @@ class ClassifyStore:
                     )
                 else:
                     cur = self.db.execute(
-                        "INSERT OR IGNORE INTO classify_examples(taxonomy, text, text_hash, label, source, ref, actor,"
-                        " created_at) VALUES(?,?,?,?,?,?,?,?)",
+                        "INSERT INTO classify_examples(taxonomy, text, text_hash, label, source, ref, actor,"
+                        " created_at) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                         (taxonomy, text, h, label, source, ref, actor, now()),
                     )
                 changed += max(0, cur.rowcount)

@@ -87,7 +87,8 @@ class Escalations:
         if caller:
             payload["caller"] = {k: v for k, v in caller.items() if k in ("channel", "role", "key", "key_name")}
         targets = self.targets()
-        # one transaction (BEGIN IMMEDIATE: other processes wait): the item and its deliveries
+        # one transaction (SQLite: BEGIN IMMEDIATE, other processes wait; PostgreSQL: the dedup key
+        # conflict makes a concurrent request wait, then find the first): the item and its deliveries
         # exist together or not at all, and a second request for the same answer finds the first
         with self.db.transaction():
             existing = self.find(answer_id) if answer_id else None
@@ -157,10 +158,10 @@ class Escalations:
     def by_ticket(self, system: str, ticket: str, external_id: str = "") -> InboxItem | None:
         """The escalation that became ``system``'s ticket ``ticket`` (the key the helpdesk returned
         when the outbox delivered it), or whose idempotency key is ``external_id`` (Zendesk)."""
-        field = {"jira": "$.issueKey", "zendesk": "$.ticket_id"}[system]
+        field = {"jira": "issueKey", "zendesk": "ticket_id"}[system]
         rows = self.db.query(
             "SELECT payload FROM outbox WHERE target LIKE ? AND state='delivered'"
-            " AND CAST(json_extract(response, ?) AS TEXT)=? ORDER BY created_at DESC LIMIT 1",
+            f" AND {self.db.json_text('response')}=? ORDER BY created_at DESC LIMIT 1",
             (f"{system}:%", field, ticket),
         ) if ticket else []
         if not rows and external_id:

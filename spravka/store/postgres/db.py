@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from spravka.core.errors import ConfigError, SchemaVersionError, StoreError
 
 #: the newest Alembic revision this code knows (``migrations/versions``)
-HEAD = "0001"
+HEAD = "0002"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK_KEY = 0x5350_5241  # "SPRA": serialises concurrent migrators
 

@@ -147,6 +147,17 @@ def now() -> str:
 class Database:
     """One connection shared by the store and the index, guarded by a re-entrant lock."""
 
+    # Dialect hooks of the shared tables (see spravka/store/postgres/shared.py, which has the same):
+    # BEGIN IMMEDIATE already serialises writers, so no row locks are needed here.
+    dialect = "sqlite"
+    for_update = ""
+    skip_locked = ""
+
+    @staticmethod
+    def json_text(column: str) -> str:
+        """SQL for the text of one top-level key (a ``?`` parameter) of a JSON text column."""
+        return f"CAST(json_extract({column}, '$.' || ?) AS TEXT)"
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +320,7 @@ MIGRATIONS[4] = _SCHEMA_V4
 SCHEMA_VERSION = 4
 
 
-# v5: operations. The answer cache (spravka/cache/sqlite.py; ``entry`` is JSON and records the
+# v5: operations. The answer cache (spravka/cache/sql.py; ``entry`` is JSON and records the
 # documents and content hashes the answer was built from, checked on every read), and the
 # Telegram chats bound to an API key by ``/login`` (spravka/bots/telegram.py; the key itself is
 # never stored, only its id).

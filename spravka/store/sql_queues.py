@@ -1,4 +1,7 @@
-"""Inbox and outbox on the embedded SQLite database."""
+"""Inbox and outbox in SQL: the embedded SQLite database, or PostgreSQL through
+:class:`~spravka.store.postgres.shared.PgSharedDb` (the same queries; ``db.for_update`` and
+``db.skip_locked`` are the row locks PostgreSQL needs and SQLite's ``BEGIN IMMEDIATE`` makes
+unnecessary)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 from spravka.core.errors import InputError, NotFoundError
 from spravka.store.queues import InboxItem, InboxState, OutboxMessage, OutboxState
 from spravka.store.sql_documents import dumps
-from spravka.store.sqlite.db import Database, now
+from spravka.store.sqlite.db import now
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +23,8 @@ _OUTBOX_COLS = ("id, target, payload, idempotency_key, state, attempts, next_att
                 " created_at, delivered_at")
 
 
-class SqliteInbox:
-    def __init__(self, db: Database) -> None:
+class SqlInbox:
+    def __init__(self, db: Any) -> None:
         self.db = db
         self._handlers: dict[str, list[Callable[[InboxItem], None]]] = {}
 
@@ -37,33 +40,33 @@ class SqliteInbox:
 
     def add(self, type: str, title: str, payload: dict[str, Any], *, priority: int = 0,
             collection: str | None = None, ref: str | None = None, dedup_key: str | None = None) -> InboxItem:
+        item_id = uuid.uuid4().hex[:12]
+        t = now()
         with self.db.transaction():
-            if dedup_key:
-                rows = self.db.query(f"SELECT {_INBOX_COLS} FROM inbox WHERE dedup_key=?", (dedup_key,))
-                if rows:
-                    return self._item(rows[0])
-            item_id = uuid.uuid4().hex[:12]
-            t = now()
+            # ON CONFLICT: a concurrent add of the same key (another server) waits, then finds the first
             self.db.execute(
                 "INSERT INTO inbox(id, type, title, payload, state, priority, collection, ref, dedup_key, created_at,"
-                " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (item_id, type, title, dumps(payload), str(InboxState.OPEN), priority, collection, ref, dedup_key, t, t),
             )
-        return self.get(item_id)  # type: ignore[return-value]
+            if dedup_key:
+                return self._item(self.db.query(f"SELECT {_INBOX_COLS} FROM inbox WHERE dedup_key=?", (dedup_key,))[0])
+        return self._must(item_id)
 
-    def get(self, item_id: str) -> InboxItem | None:
-        rows = self.db.query(f"SELECT {_INBOX_COLS} FROM inbox WHERE id=?", (item_id,))
+    def get(self, item_id: str, *, lock: bool = False) -> InboxItem | None:
+        sql = f"SELECT {_INBOX_COLS} FROM inbox WHERE id=?" + (self.db.for_update if lock else "")
+        rows = self.db.query(sql, (item_id,))
         return self._item(rows[0]) if rows else None
 
-    def _must(self, item_id: str) -> InboxItem:
-        item = self.get(item_id)
+    def _must(self, item_id: str, *, lock: bool = False) -> InboxItem:
+        item = self.get(item_id, lock=lock)
         if item is None:
             raise NotFoundError(f"inbox item '{item_id}' not found")
         return item
 
     def list(self, *, type: str | None = None, state: InboxState | None = None, assignee: str | None = None,
              limit: int = 100) -> list[InboxItem]:
-        sql, params = f"SELECT {_INBOX_COLS} FROM inbox WHERE 1", []
+        sql, params = f"SELECT {_INBOX_COLS} FROM inbox WHERE 1=1", []
         for col, val in (("type", type), ("state", state), ("assignee", assignee)):
             if val is not None:
                 sql += f" AND {col}=?"
@@ -73,7 +76,7 @@ class SqliteInbox:
 
     def claim(self, item_id: str, assignee: str) -> InboxItem:
         with self.db.transaction():
-            item = self._must(item_id)
+            item = self._must(item_id, lock=True)
             if item.state in (InboxState.DONE, InboxState.DISMISSED):
                 raise InputError(f"inbox item '{item_id}' is already {item.state}")
             if item.state == InboxState.CLAIMED and item.assignee not in (None, assignee):
@@ -84,7 +87,7 @@ class SqliteInbox:
 
     def _close(self, item_id: str, state: InboxState, resolution: dict[str, Any], actor: str) -> InboxItem:
         with self.db.transaction():
-            item = self._must(item_id)
+            item = self._must(item_id, lock=True)
             if item.state in (InboxState.DONE, InboxState.DISMISSED):
                 raise InputError(f"inbox item '{item_id}' is already {item.state}")
             self.db.execute(
@@ -107,7 +110,7 @@ class SqliteInbox:
 
     def follow_up(self, item_id: str, entry: dict[str, Any], key: str) -> bool:
         with self.db.transaction():
-            item = self._must(item_id)
+            item = self._must(item_id, lock=True)
             if item.state != InboxState.DONE:
                 raise InputError(f"inbox item '{item_id}' is {item.state}, not done: resolve it first")
             res = dict(item.resolution or {})
@@ -125,8 +128,8 @@ class SqliteInbox:
         return out
 
 
-class SqliteOutbox:
-    def __init__(self, db: Database) -> None:
+class SqlOutbox:
+    def __init__(self, db: Any) -> None:
         self.db = db
 
     @staticmethod
@@ -137,16 +140,13 @@ class SqliteOutbox:
 
     def enqueue(self, target: str, payload: dict[str, Any], idempotency_key: str) -> OutboxMessage:
         with self.db.transaction():
-            rows = self.db.query(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE idempotency_key=?", (idempotency_key,))
-            if rows:
-                return self._msg(rows[0])
-            msg_id = uuid.uuid4().hex[:12]
             self.db.execute(
                 "INSERT INTO outbox(id, target, payload, idempotency_key, state, next_attempt_at, created_at)"
-                " VALUES(?,?,?,?,?,?,?)",
-                (msg_id, target, dumps(payload), idempotency_key, str(OutboxState.PENDING), 0.0, now()),
+                " VALUES(?,?,?,?,?,?,?) ON CONFLICT (idempotency_key) DO NOTHING",
+                (uuid.uuid4().hex[:12], target, dumps(payload), idempotency_key, str(OutboxState.PENDING), 0.0, now()),
             )
-        return self.get(msg_id)  # type: ignore[return-value]
+            rows = self.db.query(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE idempotency_key=?", (idempotency_key,))
+        return self._msg(rows[0])
 
     def get(self, message_id: str) -> OutboxMessage | None:
         rows = self.db.query(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id=?", (message_id,))
@@ -163,10 +163,12 @@ class SqliteOutbox:
         if schemes is not None:
             if not schemes:
                 return []
-            sql += f" AND substr(target, 1, instr(target, ':') - 1) IN ({','.join('?' * len(schemes))})"
-            params += list(schemes)
+            sql += f" AND ({' OR '.join('target LIKE ?' for _ in schemes)})"
+            params += [f"{s}:%" for s in schemes]
         sql += " ORDER BY next_attempt_at LIMIT ?"
         params.append(limit)
+        if lease_s > 0:
+            sql += self.db.skip_locked
         with self.db.transaction():
             rows = self.db.query(sql, params)
             if lease_s > 0 and rows:

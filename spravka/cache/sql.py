@@ -1,4 +1,5 @@
-"""The answer cache in the embedded SQLite database (table ``answer_cache``, schema v5)."""
+"""The answer cache in the shared tables (``answer_cache``): the embedded SQLite database (schema v5)
+or PostgreSQL (revision 0002), through the same queries."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from spravka.store.sqlite.db import Database
 
-
-class SqliteCacheBackend:
-    def __init__(self, db: Database, *, clock=time.time) -> None:
+class SqlCacheBackend:
+    def __init__(self, db: Any, *, clock=time.time) -> None:
         self.db = db
         self.clock = clock
 
@@ -31,8 +30,10 @@ class SqliteCacheBackend:
         t = self.clock()
         blob = np.asarray(vector, dtype=np.float32).tobytes() if vector is not None else None
         self.db.execute(
-            "INSERT OR REPLACE INTO answer_cache(key, scope, collection, question, vector, entry, created_at,"
-            " expires_at) VALUES(?,?,?,?,?,?,?,?)",
+            "INSERT INTO answer_cache(key, scope, collection, question, vector, entry, created_at, expires_at)"
+            " VALUES(?,?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET scope=excluded.scope,"
+            " collection=excluded.collection, question=excluded.question, vector=excluded.vector,"
+            " entry=excluded.entry, created_at=excluded.created_at, expires_at=excluded.expires_at, hits=0",
             (key, scope, collection, question, blob, json.dumps(entry, ensure_ascii=False), t,
              t + ttl_s if ttl_s else 0),
         )
