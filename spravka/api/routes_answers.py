@@ -38,7 +38,7 @@ log = logging.getLogger("spravka.api")
 router = APIRouter()
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_SSE_DOC = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+_SSE_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                   "description": "With stream=true: server-sent events"}}
 
 
@@ -254,7 +254,7 @@ def escalate(req: EscalationRequest, request: Request, p: Principal = Depends(re
         req.question, collection=collection, answer_id=req.answer_id, contact=req.contact, comment=req.comment,
         language=req.language, channel="widget", chunks=(known or {}).get("hits"),
         conversation=[{"role": "user", "text": req.question}] + (
-            [{"role": "assistant", "text": known["text"]}] if (known or {}).get("text") else []),
+            [{"role": "assistant", "text": (known or {})["text"]}] if (known or {}).get("text") else []),
         caller=p.caller("widget"), reason="user_request", answer_text=(known or {}).get("text"),
         answer_status=(known or {}).get("status"))
     svc.metrics.escalations.inc()

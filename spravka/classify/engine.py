@@ -126,8 +126,8 @@ class Engine:
         t0 = time.perf_counter()
         method = method or self.settings.method
         prepared = [prepare(t) for t in texts]
-        for raw, p in zip(texts, prepared, strict=True):
-            if not p:
+        for raw, prep in zip(texts, prepared, strict=True):
+            if not prep:
                 raise InputError(f"empty ticket text: {raw!r}")
         if not self.taxonomy.labels:
             raise InputError("the taxonomy has no categories")

@@ -202,6 +202,7 @@ class LabelModel:
         folder.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
         if self.logreg is not None:
+            assert self.mu is not None and self.sd is not None  # set together with logreg by fit/load
             arrays |= {"mu": self.mu, "sd": self.sd, "lr_coef": self.logreg.coef, "lr_b": self.logreg.intercept}
         if self.tfidf is not None and self.tfidf_lr is not None:
             arrays |= {"tf_idf": self.tfidf.idf, "tf_coef": self.tfidf_lr.coef, "tf_b": self.tfidf_lr.intercept}
@@ -214,7 +215,7 @@ class LabelModel:
             **(extra or {}),
         }
         tmp_npz, tmp_json = folder / "model.tmp.npz", folder / "model.tmp.json"
-        np.savez_compressed(tmp_npz, **arrays)
+        np.savez_compressed(tmp_npz, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds as bool
         tmp_json.write_text(json.dumps(meta, ensure_ascii=False))
         tmp_npz.replace(folder / "model.npz")
         tmp_json.replace(folder / "model.json")

@@ -75,7 +75,8 @@ class ClassifyStore:
 
     def get_doc(self, kind: str, name: str | None = None, version: int | None = None) -> StoredDoc | None:
         """The given version, else the latest of ``name``, else the latest of any name."""
-        sql, params = "SELECT kind, name, version, hash, body, created_at FROM classify_docs WHERE kind=?", [kind]
+        sql = "SELECT kind, name, version, hash, body, created_at FROM classify_docs WHERE kind=?"
+        params: list[Any] = [kind]
         if name is not None:
             sql += " AND name=?"
             params.append(name)

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.progress import (
     BarColumn,
@@ -31,7 +30,7 @@ from spravka.core.errors import InputError
 class _TextOrCommand(TyperGroup):
     """A first word that is not a subcommand is the ticket text (the hidden ``text`` command)."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):
+    def resolve_command(self, ctx: Any, args: list[str]):
         if args and args[0] not in self.commands:
             args = ["text", *args]
         return super().resolve_command(ctx, args)

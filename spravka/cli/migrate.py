@@ -8,6 +8,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -29,8 +30,8 @@ class RichMigrateProgress:
             console=console,
             disable=quiet,
         )
-        self._vectors = None
-        self._docs = None
+        self._vectors: TaskID | None = None
+        self._docs: TaskID | None = None
         self._chunks = 0
 
     def __enter__(self) -> RichMigrateProgress:

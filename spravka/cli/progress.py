@@ -8,6 +8,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -24,8 +25,8 @@ class RichIngestProgress:
             TextColumn("{task.fields[detail]}", style="dim"), TimeElapsedColumn(),
             console=console, disable=quiet, transient=False,
         )
-        self.files = None
-        self.chunks = None
+        self.files: TaskID | None = None
+        self.chunks: TaskID | None = None
 
     def __enter__(self) -> RichIngestProgress:
         self.progress.__enter__()

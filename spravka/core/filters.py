@@ -71,6 +71,8 @@ def _as_number(s: str) -> float | None:
 def compare(a: str, op: str, b: str) -> bool:
     """Range comparison shared by every backend (SQLite registers it as a function)."""
     x, y = _as_number(a), _as_number(b)
+    left: Any
+    right: Any
     left, right = (x, y) if x is not None and y is not None else (str(a), str(b))
     if op == "gt":
         return left > right

@@ -30,7 +30,8 @@ def log_candidates(events: Iterable[dict[str, Any]], feedback: Iterable[dict[str
         rating = str(f.get("rating", f.get("value", ""))).lower()
         if rating in ("down", "-1", "bad", "negative", "false", "0") and f.get("answer_id"):
             bad[str(f["answer_id"])] = str(f.get("comment") or "")
-    out, seen = [], set()
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for e in events:
         aid = str(e.get("answer_id") or "")
         reason = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2")
@@ -89,7 +89,7 @@ def histogram(series: dict[str, Sequence[float]], *, title: str, bins: int = 20,
     return "".join(parts)
 
 
-def line_chart(series: dict[str, Sequence[tuple[str, float]]], *, title: str, width: int = 520,
+def line_chart(series: Mapping[str, Sequence[tuple[str, float]]], *, title: str, width: int = 520,
                height: int = 240, max_value: float | None = None) -> str:
     """Lines over a shared categorical x axis (e.g. days), for rates over time."""
     labels = list(dict.fromkeys(x for s in series.values() for x, _ in s))

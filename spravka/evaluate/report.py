@@ -120,9 +120,9 @@ def render_comparison(cmp: Comparison, a: EvalRun, b: EvalRun) -> str:
         cls = "bad" if d.regressed else ("good" if d.gated and d.delta else "")
         rows.append(f"<tr><td>{escape(d.metric)}{' ⚑' if d.gated else ''}</td><td>{_v(d.a)}</td><td>{_v(d.b)}</td>"
                     f"<td class='{cls}'>{d.delta:+.4f}</td></tr>")
-    gated = [d for d in cmp.deltas if d.gated and d.delta is not None]
-    chart = bar_chart([(d.metric.split(".", 1)[1], d.delta) for d in gated], title="Δ gated metrics (B − A)",
-                      max_value=max([abs(d.delta) for d in gated] + [0.01])) if gated else ""
+    gated = [(d.metric.split(".", 1)[1], d.delta) for d in cmp.deltas if d.gated and d.delta is not None]
+    chart = bar_chart(gated, title="Δ gated metrics (B − A)",
+                      max_value=max([abs(v) for _, v in gated] + [0.01])) if gated else ""
     changes = "".join(
         f"<tr class='{'ok' if c.better else 'fail'}'><td>{escape(c.id)}</td><td>{escape(c.question)}</td>"
         f"<td>{escape(c.what)}</td><td>{escape(str(c.before))} → {escape(str(c.after))}</td></tr>"

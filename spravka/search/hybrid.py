@@ -112,8 +112,8 @@ class HybridSearcher:
 
     def _fuse(self, dense: DenseCandidates, lexical: LexicalCandidates, w: dict[str, float], mode: str) -> list[_Cand]:
         cands: dict[int, _Cand] = {}
-        for i, c, t in zip(dense.ids, dense.content, dense.title, strict=True):
-            cands[i] = _Cand(i, c, t)
+        for i, content, title in zip(dense.ids, dense.content, dense.title, strict=True):
+            cands[i] = _Cand(i, content, title)
         lex = dict(zip(lexical.ids, lexical.scores, strict=True))
         lex_floor = 0.0 if lexical.complete or not lexical.scores else min(lexical.scores)
         for i in lexical.ids:

@@ -54,7 +54,8 @@ def _session(request: Request) -> tuple[Principal, str]:
     return p, csrf_token(raw)
 
 
-def _check_csrf(request: Request, token: str | None) -> None:
+def _check_csrf(request: Request, token: object) -> None:
+    """``token``: the form field as it came (a file upload in its place fails like a wrong token)."""
     raw = request.cookies.get(COOKIE) or ""
     if not token or not hmac.compare_digest(str(token), csrf_token(raw)):
         from spravka.core.errors import ForbiddenError
@@ -130,7 +131,7 @@ def answer_chart(events: list[dict[str, Any]], days: int = 14) -> dict[str, Any]
     """Stacked bars of answers per day by decision, as SVG rectangles."""
     today = dt.datetime.now(dt.UTC).date()
     labels = [(today - dt.timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
-    counts = {d: Counter() for d in labels}
+    counts: dict[str, Counter[str]] = {d: Counter() for d in labels}
     for ev in events:
         d = _day(ev.get("ts", ""))
         if d in counts:
@@ -141,7 +142,7 @@ def answer_chart(events: list[dict[str, Any]], days: int = 14) -> dict[str, Any]
     colours = {"answered": "#2e7d32", "refused": "#f9a825", "escalate": "#c62828"}
     bars = []
     for i, d in enumerate(labels):
-        y = height
+        y: float = height
         for decision in ("answered", "refused", "escalate"):
             n = counts[d][decision]
             if not n:

@@ -18,7 +18,7 @@ _BLOCKS = {"p", "li", "dd", "dt", "pre", "blockquote", "figcaption", "caption", 
 
 
 def _is_furniture(tag: Tag) -> bool:
-    attrs = " ".join([tag.get("id") or "", " ".join(tag.get("class") or []), tag.get("role") or ""]).lower()
+    attrs = " ".join([str(tag.get("id") or ""), " ".join(tag.get("class") or []), str(tag.get("role") or "")]).lower()
     return any(h in attrs for h in _DROP_HINTS)
 
 

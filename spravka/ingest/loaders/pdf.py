@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from spravka.core.errors import LoaderError
 from spravka.core.types import Section
@@ -21,7 +22,7 @@ def _furniture(pages: list[list[str]]) -> set[str]:
     """Lines that open or close most pages: running headers and footers."""
     if len(pages) < 3:
         return set()
-    edge = Counter()
+    edge: Counter[str] = Counter()
     for lines in pages:
         for ln in set(lines[:2] + lines[-2:]):
             edge[ln] += 1
@@ -59,6 +60,6 @@ def load_pdf(path: Path) -> LoadResult:
         raise LoaderError(
             "the PDF has no text layer (a scan?)", reason="no_text", hint="it needs OCR (the [ocr] extra)"
         )
-    meta = reader.metadata or {}
+    meta: Any = reader.metadata or {}
     title = str(meta.get("/Title") or "").strip()
     return LoadResult([RawDoc(sections=sections, title=title)], info={"pages": len(pages_text)})

@@ -65,7 +65,7 @@ def load_jsonl(path: Path) -> LoadResult:
         if doc.id in seen:
             failures.append((doc.id, "duplicate_id", f"{where}: id '{doc.id}' appears twice in the file"))
             continue
-        seen.add(doc.id)
+        seen.add(doc.id or "")
         docs.append(doc)
     if not docs and failures:
         raise LoaderError(f"no valid records; first problem: {failures[0][2]}", reason="bad_record")

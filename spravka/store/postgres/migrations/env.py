@@ -17,6 +17,8 @@ else:  # the alembic command line
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option(
         "sqlalchemy.url"
     )
+    if not url:
+        raise SystemExit("alembic: pass -x url=postgresql+psycopg://… or set sqlalchemy.url")
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as conn:
         context.configure(connection=conn, transactional_ddl=True)
