@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -305,6 +305,35 @@ class DeliverySettings(BaseModel):
     timeout_s: float = Field(10.0, gt=0)
 
 
+class ExtractSettings(BaseModel):
+    """Structured extraction (spravka.extract): documents to schema-valid JSON, people check the doubtful."""
+
+    #: characters of document text the model reads (longer documents are flagged as truncated)
+    max_chars: int = Field(12000, ge=500, le=500_000)
+    max_tokens: int = Field(1024, ge=64, le=16384)
+    #: when a review item is made: issues (a check failed), always, never
+    review: Literal["issues", "always", "never"] = "issues"
+    #: how much of the document text a review item keeps for the reviewer
+    review_text_chars: int = Field(20000, ge=0)
+    #: OCR scans and photos (tesseract); off: a PDF without a text layer is an error
+    ocr: bool = True
+    ocr_languages: str = "rus+eng"
+    #: tesseract page segmentation mode: 4 = one column of lines of varying size (invoices, receipts)
+    ocr_psm: int = Field(4, ge=0, le=13)
+    ocr_dpi: int = Field(300, ge=72, le=600)
+    ocr_max_pages: int = Field(20, ge=1, le=1000)
+    ocr_binary: str = "tesseract"
+    #: an outbox target for accepted records (automatic or approved), e.g. webhook:https://erp/hook
+    deliver_to: str | None = None
+
+    @field_validator("deliver_to")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        if v and not v.startswith("webhook:"):
+            raise ValueError("deliver_to is an outbox target: webhook:https://…")
+        return v or None
+
+
 class TelegramSettings(BaseModel):
     """The Telegram bot (``spravka bot telegram``; the ``telegram`` extra)."""
 
@@ -360,6 +389,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     escalate: EscalateSettings = Field(default_factory=EscalateSettings)
+    extract: ExtractSettings = Field(default_factory=ExtractSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
 

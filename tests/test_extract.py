@@ -1,0 +1,261 @@
+"""Structured extraction: schemas, the checks (grounding, control digits, arithmetic), reading
+text layers and scans (real tesseract), and the whole path with the REAL local model (0.5B):
+a clean receipt is accepted, a flawed invoice goes to a person once, the person's decision is
+delivered, and a dead LLM server fails a document clearly without losing the batch.
+
+The sample documents are in ``samples/extract`` (built by its ``build.py``: fictional companies
+with valid requisites; ``expected.json`` has the true values).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spravka.core.errors import InputError, LoaderError, NotFoundError
+from spravka.extract import load_schema
+from spravka.extract.checks import (
+    Document,
+    account_ok,
+    check_record,
+    corr_account_ok,
+    inn_ok,
+    normalise,
+    parse_date,
+)
+from spravka.models.ocr import Tesseract
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "extract"
+EXPECTED = json.loads((SAMPLES / "expected.json").read_text(encoding="utf-8"))
+
+
+def need_tesseract() -> None:
+    if not Tesseract().available():
+        if os.environ.get("CI"):
+            pytest.fail("tesseract is missing in CI (scripts/system-deps.sh installs it)", pytrace=False)
+        pytest.skip("tesseract is not installed (apt-get install tesseract-ocr tesseract-ocr-rus)")
+
+
+# ---- checks -------------------------------------------------------------------------------------------
+def test_russian_requisites_are_checked_by_their_control_digits():
+    assert inn_ok("7707083893")  # a public organisation's INN
+    assert not inn_ok("7707083894") and not inn_ok("770708389") and not inn_ok("77070838AB")
+    inv = EXPECTED["invoice-001.pdf"]["data"]
+    assert inn_ok(inv["seller_inn"]) and inn_ok(inv["buyer_inn"])
+    assert not inn_ok(EXPECTED["invoice-002-bad.pdf"]["data"]["buyer_inn"])  # the sample's wrong check digit
+    assert inn_ok("500100732259") and not inn_ok("500100732258")  # 12 digits: two check digits
+    bik = inv["bank_bik"]
+    assert account_ok(inv["account"], bik) and corr_account_ok(inv["corr_account"], bik)
+    wrong = inv["account"][:-1] + str((int(inv["account"][-1]) + 1) % 10)
+    assert not account_ok(wrong, bik) and account_ok(wrong, None)  # without the BIK only the length counts
+    assert corr_account_ok("30101810400000000225", "044525225")  # a public bank's pair
+    assert not corr_account_ok("40702810400000000225", "044525225")
+
+
+def test_grounding_finds_values_in_any_usual_spelling_and_flags_invented_ones():
+    doc = Document("Счёт № ТС-1482 от 5 марта 2026 г.\nПоставщик: ООО «Техносклад»\n"
+                   "2 Чайник электрический КТ-17 10 1 890,50 18 905,00\nИтого: 41 365,00 руб.\n"
+                   "В том числе НДС (20%): 6 894,17 руб.\nАдрес: г. Москва,\nул. Лесная, д. 5")
+    for n in (41365, 41365.0, 1890.5, 18905, 6894.17, 10):
+        assert doc.has_number(n), n
+    for n in (689417, 413650, 1890.05, 999):
+        assert not doc.has_number(n), n
+    assert doc.has_date(parse_date("2026-03-05")) and doc.has_date(parse_date("05.03.2026"))
+    assert not doc.has_date(parse_date("2026-05-03"))
+    assert doc.has_string("ООО \"Техносклад\"") and doc.has_string("г. Москва, ул. Лесная, д. 5")  # quotes, line breaks
+    assert not doc.has_string("ООО «Ромашка»") and not doc.has_string("Поставка")
+    assert parse_date("5 мая 2025") == parse_date("2025-05-05") and parse_date("вчера") is None
+
+
+def test_a_record_is_normalised_then_checked_for_everything_a_person_must_see():
+    schema = load_schema("invoice")
+    good = dict(EXPECTED["invoice-001.pdf"]["data"])
+    doc = Document(_pdf_text("invoice-001.pdf"))
+    data, issues = normalise(schema, {**good, "date": "05.03.2026", "seller_inn": "7708 123450"})
+    assert issues == [] and data["date"] == "2026-03-05" and data["seller_inn"] == "7708123450"
+    assert check_record(schema, data, doc) == []
+
+    bad = {**good, "number": None, "buyer_inn": "5027001234", "total": 41000.0, "vat_amount": 6000.0,
+           "items": [{**good["items"][0], "amount": 19000.0}, *good["items"][1:]]}
+    got = {(i.field, i.kind) for i in check_record(schema, normalise(schema, bad)[0], doc)}
+    assert got == {("number", "missing"), ("buyer_inn", "invalid"), ("buyer_inn", "not_in_document"),
+                   ("total", "not_in_document"),
+                   ("vat_amount", "not_in_document"), ("items[0].amount", "not_in_document"),
+                   ("items[0].amount", "inconsistent"), ("total", "inconsistent"), ("vat_amount", "inconsistent")}
+    assert normalise(schema, {**good, "date": "не указана"})[1][0].kind == "invalid"
+
+
+def _pdf_text(name: str) -> str:
+    from spravka.core.settings import ExtractSettings
+    from spravka.extract.service import Extractor
+
+    ex = Extractor(lambda: None, None, None, None, ExtractSettings(), log_event=lambda *a: None)  # type: ignore[arg-type]
+    return ex.read(SAMPLES / name)[0]
+
+
+def test_schemas_load_and_bad_ones_are_refused_clearly(tmp_path):
+    for name in ("invoice", "contract", "receipt"):
+        s = load_schema(name)
+        assert s.model.model_validate({}).model_dump()  # every field may be null: "not in the document"
+    with pytest.raises(NotFoundError, match="built-in: contract, invoice, receipt"):
+        load_schema("waybill")
+    custom = tmp_path / "waybill.yaml"
+    custom.write_text("name: waybill\nfields:\n  number: {type: string, required: true}\n"
+                      "  lines: {type: list, fields: {sku: {type: string}, qty: {type: integer}}}\n", encoding="utf-8")
+    s = load_schema(custom)
+    assert s.parse({"number": "Н-1", "lines": [{"sku": "A1", "qty": 2}]}) == {
+        "number": "Н-1", "lines": [{"sku": "A1", "qty": 2}]}
+    with pytest.raises(InputError, match="does not fit schema 'waybill'"):
+        s.parse({"lines": [{"qty": "много"}]})
+    for body, msg in (("name: x\nfields: {}\n", "at least 1"), ("name: x\nfields:\n  a: {type: money}\n", "fields.a.type"),
+                      ("name: x\nfields:\n  a: {type: list}\n", "needs the fields"), ("- just a list\n", "a mapping"),
+                      ("name: x\nfields: [unclosed\n", "not valid YAML")):
+        custom.write_text(body, encoding="utf-8")
+        with pytest.raises(InputError, match=msg):
+            load_schema(custom)
+
+
+# ---- reading ---------------------------------------------------------------------------------------------
+def test_text_layers_are_read_directly_and_scans_by_ocr(tmp_path):
+    from spravka.core.settings import ExtractSettings
+    from spravka.extract.service import Extractor
+
+    ex = Extractor(lambda: None, None, None, None, ExtractSettings(), log_event=lambda *a: None)  # type: ignore[arg-type]
+    text, how = ex.read(SAMPLES / "invoice-001.pdf")
+    assert how == "text" and "ТС-1482" in text and "41 365,00" in text
+    assert ex.read(SAMPLES / "contract-001.md")[1] == "text"
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<>> garbage")
+    with pytest.raises(LoaderError) as e:
+        ex.read(tmp_path / "broken.pdf")
+    assert e.value.reason in ("corrupt", "no_text", "empty")
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    with pytest.raises(LoaderError, match="empty"):
+        ex.read(tmp_path / "empty.pdf")
+
+    need_tesseract()
+    text, how = ex.read(SAMPLES / "invoice-001-scan.png")
+    assert how == "ocr"
+    doc = Document(text)
+    data = EXPECTED["invoice-001-scan.png"]["data"]
+    for key in ("seller_inn", "buyer_inn", "bank_bik", "account", "corr_account"):
+        assert doc.has_string(data[key]), (key, text)
+    assert doc.has_number(data["total"]) and doc.has_number(data["vat_amount"])
+    # a PDF that is only a picture (no text layer) goes through OCR too
+    from PIL import Image
+
+    Image.open(SAMPLES / "invoice-001-scan.png").save(tmp_path / "scan.pdf", resolution=200)
+    text, how = ex.read(tmp_path / "scan.pdf")
+    assert how == "ocr" and Document(text).has_number(data["total"])
+
+
+# ---- the whole path, with the real local model -----------------------------------------------------------
+RECEIPT = ("ООО «РОМАШКА»\nг. Казань, ул. Баумана, д. 12\nКассовый чек № 0457\nДата 14.02.2026 18:32\n"
+           "Хлеб бородинский 1 x 65,00 = 65,00\nМолоко 3,2% 2 x 89,90 = 179,80\nИТОГ =244,80\n")
+
+
+def _app(home: Path, base_url: str, **extract):
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+
+    return Spravka(Settings(home=home, embedder={"provider": "use"},
+                            llm={"provider": "llamacpp", "base_url": base_url, "timeout_s": 120},
+                            extract={"deliver_to": "webhook:http://127.0.0.1:9/erp", **extract}))
+
+
+@pytest.mark.llm
+def test_a_clean_receipt_is_accepted_and_delivered(tmp_path, llm_server):
+    app = _app(tmp_path, llm_server.base_url)
+    try:
+        r = app.extractor.extract_text(RECEIPT, "receipt", source="чек-0457.txt")
+        assert r.status == "ok", r.to_dict()
+        assert r.data == {"company": "ООО «РОМАШКА»", "date": "2026-02-14", "address": "г. Казань, ул. Баумана, д. 12",
+                          "total": 244.8}
+        assert r.review_id is None and app.extractor.pending() == []
+        sent = app.outbox.list()
+        assert len(sent) == 1 and sent[0].target == "webhook:http://127.0.0.1:9/erp"
+        assert sent[0].payload["data"] == r.data and sent[0].payload["reviewed_by"] is None
+        app.extractor.extract_text(RECEIPT, "receipt", source="чек-0457.txt")  # the same document again
+        assert len(app.outbox.list()) == 1  # delivered once per document and schema
+        ev = list(app.store.events("extraction"))
+        assert ev and ev[0]["status"] == "ok" and "244" not in json.dumps(ev[0], ensure_ascii=False)  # no values
+    finally:
+        app.close()
+
+
+@pytest.mark.llm
+def test_a_flawed_invoice_goes_to_a_person_once_and_the_decision_is_delivered(tmp_path, llm_server):
+    app = _app(tmp_path, llm_server.base_url)
+    try:
+        first = app.extractor.extract_file(SAMPLES / "invoice-002-bad.pdf", "invoice")
+        assert first.status == "review" and first.review_id and first.text_method == "text"
+        assert first.issues  # the items do not add up to the total, and the buyer's INN fails its check
+        again = app.extractor.extract_file(SAMPLES / "invoice-002-bad.pdf", "invoice")
+        assert again.review_id == first.review_id and len(app.extractor.pending()) == 1
+        assert app.outbox.list() == []  # nothing leaves before a person decides
+
+        with pytest.raises(InputError, match="does not fit schema"):
+            app.extractor.approve(first.review_id, {"total": "дорого"}, "olga")
+        fixed = {k: v for k, v in EXPECTED["invoice-002-bad.pdf"]["data"].items()}
+        fixed["buyer_inn"] = EXPECTED["invoice-001.pdf"]["data"]["buyer_inn"]  # the person knows the right one
+        item = app.extractor.approve(first.review_id, fixed, "olga")
+        left = {(i["field"], i["kind"]) for i in item.resolution["issues_left"]}
+        assert ("total", "inconsistent") in left and ("buyer_inn", "invalid") not in left
+        assert app.extractor.pending() == []
+        sent = app.outbox.list()
+        assert len(sent) == 1 and sent[0].payload["reviewed_by"] == "olga"
+        assert sent[0].payload["data"]["buyer_inn"] == fixed["buyer_inn"]
+        after = app.extractor.extract_file(SAMPLES / "invoice-002-bad.pdf", "invoice")
+        assert after.status == "approved" and after.data["buyer_inn"] == fixed["buyer_inn"]
+        assert len(app.outbox.list()) == 1
+    finally:
+        app.close()
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_a_dead_llm_server_fails_each_document_clearly_and_a_rerun_is_safe(tmp_path):
+    docs = tmp_path / "in"
+    docs.mkdir()
+    shutil.copy(SAMPLES / "invoice-001.pdf", docs)
+    (docs / "notes.md").write_text("Счёт № 5 от 01.02.2026, итого 100,00 руб.", encoding="utf-8")
+    env = {**os.environ, "SPRAVKA_HOME": str(tmp_path / "home"), "SPRAVKA_LLM__PROVIDER": "llamacpp",
+           "SPRAVKA_LLM__BASE_URL": f"http://127.0.0.1:{_closed_port()}/v1", "SPRAVKA_LLM__TIMEOUT_S": "5",
+           "COLUMNS": "400"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "spravka", "extract", *args], capture_output=True, text=True,
+                              timeout=300, env=env, cwd=ROOT)
+
+    p = run(str(docs), "-s", "invoice", "-o", str(tmp_path / "out"), "--json")
+    assert p.returncode == 1, p.stderr
+    results = json.loads(p.stdout)
+    assert [r["status"] for r in results] == ["failed", "failed"]
+    assert all("127.0.0.1" in r["error"] for r in results), results  # says which server is down
+    assert sorted(x.name for x in (tmp_path / "out").iterdir()) == ["invoice-001.pdf.json", "notes.md.json"]
+
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+
+    app = Spravka(Settings(home=tmp_path / "home"))
+    try:
+        assert app.inbox.list() == [] and app.outbox.list() == []  # nothing half-made
+    finally:
+        app.close()
+    p = run(str(docs / "nope.pdf"), "-s", "invoice")
+    assert p.returncode == 2 and "not found" in p.stderr
+    p = run(str(docs), "-s", "waybill")
+    assert p.returncode == 2 and "built-in" in p.stderr
