@@ -259,3 +259,46 @@ def test_a_dead_llm_server_fails_each_document_clearly_and_a_rerun_is_safe(tmp_p
     assert p.returncode == 2 and "not found" in p.stderr
     p = run(str(docs), "-s", "waybill")
     assert p.returncode == 2 and "built-in" in p.stderr
+
+
+@pytest.mark.llm
+def test_the_http_api_extracts_uploads_and_text_and_takes_approvals(tmp_path, llm_server):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from spravka.api import create_app
+
+    app = _app(tmp_path, llm_server.base_url)
+    editor, _ = app.keys.create("erp-robot", "editor")
+    user, _ = app.keys.create("widget", "user")
+    admin, _ = app.keys.create("olga", "admin")
+    try:
+        with TestClient(create_app(app, resume_jobs=False)) as client:
+            def h(k: str) -> dict[str, str]:
+                return {"Authorization": f"Bearer {k}"}
+
+            names = [s["name"] for s in client.get("/v1/extract/schemas", headers=h(editor)).json()["schemas"]]
+            assert names == ["contract", "invoice", "receipt"]
+            assert client.post("/v1/extract/text", json={"text": RECEIPT, "schema": "receipt"}, headers=h(user)
+                               ).status_code == 403
+            r = client.post("/v1/extract/text", json={"text": RECEIPT, "schema": "receipt", "source": "чек.txt"},
+                            headers=h(editor))
+            assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["data"]["total"] == 244.8
+            bad = client.post("/v1/extract/text", json={"text": RECEIPT, "schema": "../../etc/passwd"}, headers=h(editor))
+            assert bad.status_code == 400 and "unknown schema" in bad.json()["error"]["message"]
+
+            with (SAMPLES / "invoice-002-bad.pdf").open("rb") as f:
+                r = client.post("/v1/extract?schema=invoice", files={"file": ("счёт.pdf", f, "application/pdf")},
+                                headers=h(editor))
+            body = r.json()
+            assert r.status_code == 200 and body["status"] == "review" and body["source"] == "счёт.pdf", body
+            approve = f"/v1/extract/reviews/{body['review_id']}/approve"
+            assert client.post(approve, json={}, headers=h(editor)).status_code == 403  # reviewing is the inbox's
+            done = client.post(approve, json={}, headers=h(admin))
+            assert done.status_code == 200 and done.json()["state"] == "done"
+            assert done.json()["resolution"]["by"] == "olga" and done.json()["resolution"]["corrected"] is False
+            r = client.post("/v1/extract", files={"file": ("x.exe", b"MZ\x00\x01", "application/octet-stream")},
+                            headers=h(editor))
+            assert r.status_code in (400, 415, 422) and r.json()["error"]
+    finally:
+        app.close()

@@ -103,16 +103,19 @@ class Extractor:
         return "\n".join(p for p in parts if p.strip()), "text"
 
     # ---- extracting --------------------------------------------------------------------------------
-    def extract_file(self, path: Path, schema: Schema | str, *, review: bool | None = None) -> ExtractionResult:
+    def extract_file(self, path: Path, schema: Schema | str, *, review: bool | None = None,
+                     source: str | None = None) -> ExtractionResult:
+        """``source``: how the document is named in results and review items (default: its path)."""
         schema = load_schema(schema) if isinstance(schema, str) else schema
+        source = source or str(path)
         t0 = time.perf_counter()
         try:
             text, method = self.read(path)
         except (LoaderError, NotFoundError) as e:
-            res = ExtractionResult(str(path), schema.name, "failed", error=e.message)
+            res = ExtractionResult(source, schema.name, "failed", error=e.message)
             self._log(res)
             return res
-        res = self.extract_text(text, schema, source=str(path), review=review, method=method)
+        res = self.extract_text(text, schema, source=source, review=review, method=method)
         res.timings_ms["read_ms"] = round((time.perf_counter() - t0) * 1000 - sum(res.timings_ms.values()), 1)
         return res
 
