@@ -156,6 +156,36 @@ def test_text_layers_are_read_directly_and_scans_by_ocr(tmp_path):
     assert how == "ocr" and Document(text).has_number(data["total"])
 
 
+# ---- the review queue, for a record made elsewhere (no model) --------------------------------------------
+def test_a_record_from_elsewhere_is_verified_queued_once_approved_and_delivered(tmp_path):
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+
+    app = Spravka(Settings(home=tmp_path, embedder={"provider": "use"},
+                           extract={"deliver_to": "webhook:http://127.0.0.1:9/erp"}))
+    try:
+        text = app.extractor.read(SAMPLES / "invoice-001.pdf")[0]
+        good = EXPECTED["invoice-001.pdf"]["data"]
+        ok = app.extractor.verify(text, "invoice", good, source="invoice-001.pdf")
+        assert ok.status == "ok" and ok.issues == [] and ok.review_id is None
+        assert [m.payload["data"]["total"] for m in app.outbox.list()] == [good["total"]]
+
+        typo = {**good, "seller_inn": "7708123459", "total": "41 356,00"}  # a typed-in record with two slips
+        r = app.extractor.verify(text, "invoice", {**typo, "total": 41356.0}, source="invoice-001.pdf")
+        assert r.status == "review" and {(i.field, i.kind) for i in r.issues} >= {
+            ("seller_inn", "invalid"), ("total", "not_in_document")}
+        again = app.extractor.verify(text, "invoice", {**typo, "total": 41356.0}, source="invoice-001.pdf")
+        assert again.review_id == r.review_id and len(app.extractor.pending()) == 1
+        with pytest.raises(InputError, match="does not fit"):
+            app.extractor.verify(text, "invoice", {"total": "сорок тысяч"})
+        app.extractor.approve(r.review_id, good, "olga")
+        assert app.extractor.pending() == [] and len(app.outbox.list()) == 1  # the same document: delivered once
+        with pytest.raises(NotFoundError):
+            app.extractor.approve("nope", None, "olga")
+    finally:
+        app.close()
+
+
 # ---- the whole path, with the real local model -----------------------------------------------------------
 RECEIPT = ("ООО «РОМАШКА»\nг. Казань, ул. Баумана, д. 12\nКассовый чек № 0457\nДата 14.02.2026 18:32\n"
            "Хлеб бородинский 1 x 65,00 = 65,00\nМолоко 3,2% 2 x 89,90 = 179,80\nИТОГ =244,80\n")

@@ -213,3 +213,40 @@ def test_admin_logs_in_uploads_and_the_document_becomes_searchable(server, brows
     r = httpx.post(srv.url + "/v1/search", json={"query": "где гостевая парковка"},
                    headers={"Authorization": f"Bearer {demo}"})
     assert r.json()["hits"][0]["doc_id"] == "guest-parking.md"
+
+
+def test_admin_reviews_an_extracted_invoice_beside_its_text_and_approves_a_correction(server, browser, tmp_path):
+    sp, srv, admin = server
+    extract = Path(__file__).resolve().parent.parent / "samples" / "extract"
+    import json as _json
+
+    good = _json.loads((extract / "expected.json").read_text(encoding="utf-8"))["invoice-001.pdf"]["data"]
+    text = sp.extractor.read(extract / "invoice-001.pdf")[0]
+    # a record typed in elsewhere with a slip in the seller's INN: the checks queue it for a person
+    r = sp.extractor.verify(text, "invoice", {**good, "seller_inn": "7708123459"}, source="invoice-001.pdf")
+    assert r.status == "review"
+
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+    browser.get(srv.url + "/admin")
+    wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait.until(lambda d: "Обзор" in d.title)
+    browser.get(srv.url + "/admin/inbox")
+    wait.until(lambda d: d.find_elements(By.LINK_TEXT, "Проверить и принять"))[0].click()
+    wait.until(lambda d: d.find_elements(By.ID, "review-form"))
+    assert "ТС-1482" in browser.find_element(By.ID, "doc-text").text  # the document beside the fields
+    flagged = [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, "tr.flagged input")]
+    assert "f-seller_inn" in flagged, flagged
+    assert browser.find_element(By.NAME, "items.1.price").get_attribute("value") == "1890.5"
+    box = browser.find_element(By.ID, "f-seller_inn")
+    box.clear()
+    box.send_keys(good["seller_inn"])
+    browser.save_screenshot(str(tmp_path / "admin-extract-review.png"))
+    browser.find_element(By.ID, "approve").click()
+    wait.until(lambda d: "Принято" in d.page_source)
+    assert console_errors(browser) == []
+
+    item = sp.inbox.get(r.review_id)
+    assert item.state == "done" and item.resolution["by"] == "admin" and item.resolution["corrected"] is True
+    assert item.resolution["data"]["seller_inn"] == good["seller_inn"] and item.resolution["issues_left"] == []
+    assert item.resolution["data"]["items"] == good["items"]  # the table came back as it was shown

@@ -124,24 +124,37 @@ class Extractor:
         """Extract ``schema`` from ``text``. A dead LLM server raises ``ModelUnavailableError``
         (nothing is recorded, so running again is safe)."""
         schema = load_schema(schema) if isinstance(schema, str) else schema
-        text = text.replace("\x00", "").strip()
-        if not text:
-            raise InputError("no text to extract from")
-        digest = hashlib.sha256(f"{schema.name}\n{text}".encode()).hexdigest()[:24]
-        res = ExtractionResult(source, schema.name, "ok", text_method=method, chars=len(text), content_hash=digest)
+        text = _clean(text)
         limit = self.settings.max_chars
-        issues: list[Issue] = []
-        if len(text) > limit:
-            issues.append(Issue("_document", "truncated", f"only the first {limit} of {len(text)} characters were read"))
         t = time.perf_counter()
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": f"Документ: {schema.spec.title or schema.name}. Поля описаны в"
                                                 f" JSON-схеме.\n\nТекст документа:\n<<<\n{text[:limit]}\n>>>"}]
         obj = self._llm().chat_json(messages, schema.model, temperature=0.0, max_tokens=self.settings.max_tokens)
-        res.timings_ms["llm_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        data, norm_issues = normalise(schema, obj.model_dump())
-        issues += norm_issues + check_record(schema, data, Document(text))
-        res.data, res.issues = data, _dedup(issues)
+        llm_ms = round((time.perf_counter() - t) * 1000, 1)
+        issues = []
+        if len(text) > limit:
+            issues.append(Issue("_document", "truncated", f"only the first {limit} of {len(text)} characters were read"))
+        return self._settle(schema, text, obj.model_dump(), issues, source=source, review=review, method=method,
+                            timings={"llm_ms": llm_ms})
+
+    def verify(self, text: str, schema: Schema | str, data: dict[str, Any], *, source: str = "text",
+               review: bool | None = None) -> ExtractionResult:
+        """Check a record made elsewhere (another system, a person typing it in) against its
+        document, exactly as an extracted one: accepted and delivered, or queued for review."""
+        schema = load_schema(schema) if isinstance(schema, str) else schema
+        return self._settle(schema, _clean(text), schema.parse(data), [], source=source, review=review,
+                            method="verified")
+
+    def _settle(self, schema: Schema, text: str, raw: dict[str, Any], issues: list[Issue], *, source: str,
+                review: bool | None, method: str, timings: dict[str, float] | None = None) -> ExtractionResult:
+        """Normalise and check a record, then accept it (and deliver) or queue it for a person."""
+        digest = hashlib.sha256(f"{schema.name}\n{text}".encode()).hexdigest()[:24]
+        res = ExtractionResult(source, schema.name, "ok", text_method=method, chars=len(text), content_hash=digest,
+                               timings_ms=dict(timings or {}))
+        data, norm_issues = normalise(schema, raw)
+        res.data = data
+        res.issues = _dedup(issues + norm_issues + check_record(schema, data, Document(text)))
         res.status = "review" if res.issues else "ok"
         want_review = self.settings.review != "never" if review is None else review
         if want_review and (res.status == "review" or self.settings.review == "always"):
@@ -204,6 +217,13 @@ class Extractor:
             self.outbox.enqueue(target, {"type": TYPE, "schema": schema, "source": Path(source).name,
                                          "content_hash": digest, "data": data, "reviewed_by": by},
                                 idempotency_key=f"{TYPE}:{digest}")
+
+
+def _clean(text: str) -> str:
+    text = text.replace("\x00", "").strip()
+    if not text:
+        raise InputError("no text to extract from")
+    return text
 
 
 def _dedup(issues: list[Issue]) -> list[Issue]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from spravka.api.service import Principal, Service, check_collection_name
 from spravka.api.uploads import receive_upload
 from spravka.auth.keys import parse_groups
-from spravka.core.errors import AuthError, SpravkaError
+from spravka.core.errors import AuthError, InputError, NotFoundError, SpravkaError
 from spravka.core.types import DocStatus
 from spravka.ingest.loaders.base import supported_extensions
 from spravka.store.queues import InboxState
@@ -406,6 +407,87 @@ async def inbox_action(request: Request):
     except SpravkaError as e:
         return _back("/admin/inbox", str(e), error=True)
     return _back("/admin/inbox", "Готово")
+
+
+# ---- extraction review --------------------------------------------------------------------------------
+
+def _extraction(request: Request, item_id: str):
+    from spravka.extract import load_schema
+
+    item = _svc(request).sp.inbox.get(item_id[:64])
+    if item is None or item.type != "extraction":
+        raise NotFoundError(f"no extraction review item '{item_id[:64]}'")
+    return item, load_schema(item.payload.get("schema_source") or item.payload["schema"])
+
+
+@router.get("/extract/{item_id}")
+def extract_review(item_id: str, request: Request):
+    """One record beside its document: the fields the checks flag are marked, all are editable."""
+    p, csrf = _session(request)
+    try:
+        item, schema = _extraction(request, item_id)
+    except SpravkaError as e:
+        return _back("/admin/inbox", str(e), error=True)
+    data = (item.resolution or {}).get("data") or item.payload.get("data") or {}
+    issues: dict[str, list[str]] = {}
+    for i in item.payload.get("issues") or []:  # items[0].amount → items.0.amount, as the inputs are named
+        key = i["field"].replace("[", ".").replace("]", "")
+        issues.setdefault(key, []).append(i["message"])
+    fields = []
+    for name, f in schema.spec.fields.items():
+        if f.type == "list":
+            rows = list(data.get(name) or []) + [{}]  # one empty row to add a missing line
+            fields.append({"name": name, "spec": f, "list": True, "rows": rows, "columns": list((f.fields or {}).items())})
+        else:
+            fields.append({"name": name, "spec": f, "list": False, "value": data.get(name)})
+    return page("admin/extract.html", **_ctx(request, p, csrf, "inbox", item=item, schema=schema, fields=fields,
+                                             issues=issues, issues_total=len(item.payload.get("issues") or [])))
+
+
+def _form_value(raw: str, kind: str, name: str) -> Any:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if kind in ("number", "integer"):
+        txt = re.sub(r"[\s\u00a0]", "", raw).replace(",", ".")
+        try:
+            return int(txt) if kind == "integer" else float(txt)
+        except ValueError:
+            raise InputError(f"{name}: «{raw}» is not a number") from None
+    return raw
+
+
+@router.post("/extract/{item_id}")
+async def extract_review_action(item_id: str, request: Request):
+    p, _ = _session(request)
+    form = await request.form()
+    _check_csrf(request, form.get("csrf"))
+    back = f"/admin/extract/{item_id[:64]}"
+    try:
+        item, schema = _extraction(request, item_id)
+        if form.get("action") == "dismiss":
+            _svc(request).sp.inbox.dismiss(item.id, "документ отклонён при проверке", p.key.name)
+            return _back("/admin/inbox", "Отклонено")
+        data: dict[str, Any] = {}
+        for name, f in schema.spec.fields.items():
+            if f.type == "list":
+                rows, i = [], 0
+                while any(f"{name}.{i}.{sub}" in form for sub in (f.fields or {})):
+                    row = {sub: _form_value(str(form.get(f"{name}.{i}.{sub}") or ""), sf.type, f"{name}[{i}].{sub}")
+                           for sub, sf in (f.fields or {}).items()}
+                    if any(v is not None for v in row.values()):
+                        rows.append(row)
+                    i += 1
+                data[name] = rows or None
+            elif f.type == "boolean":
+                data[name] = f"f.{name}" in form
+            else:
+                data[name] = _form_value(str(form.get(f"f.{name}") or ""), f.type, name)
+        done = _svc(request).sp.extractor.approve(item.id, data, p.key.name)
+    except SpravkaError as e:
+        return _back(back, str(e), error=True)
+    left = len((done.resolution or {}).get("issues_left") or [])
+    return _back("/admin/inbox", "Принято" + (f"; замечаний осталось: {left}" if left else ""))
 
 
 # ---- keys -------------------------------------------------------------------------------------------
