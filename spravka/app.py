@@ -138,8 +138,13 @@ class Spravka:
         from spravka.ingest.pipeline import Ingestor
 
         i = self.settings.ingest
+        ocr = None
+        if i.ocr:
+            from spravka.models.ocr import Tesseract
+
+            ocr = Tesseract(i.ocr_languages)
         return Ingestor(self.store, self.index, self.embedder, self.chunker,
-                        max_file_mb=i.max_file_mb, batch_chunks=i.batch_chunks)
+                        max_file_mb=i.max_file_mb, batch_chunks=i.batch_chunks, ocr=ocr, ocr_max_pages=i.ocr_max_pages)
 
     @cached_property
     def searcher(self):

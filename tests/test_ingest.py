@@ -199,3 +199,30 @@ def test_group_filter_is_applied_inside_search(fast_app, tmp_path):
     assert manager_hits[0].doc_id == "hr/salary.md"
     public = fast_app.search("отпуск календарных дней", k=20, flt=parse_filters(None, [])).hits
     assert all(h.access_groups == ("public",) for h in public)
+
+
+def test_a_scanned_pdf_is_read_by_ocr_and_becomes_searchable(fast_app, tmp_path):
+    from spravka.models.ocr import Tesseract
+
+    if not Tesseract().available():
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail("tesseract is missing in CI (scripts/system-deps.sh installs it)", pytrace=False)
+        pytest.skip("tesseract is not installed")
+    from PIL import Image
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    scan = Path(__file__).resolve().parent.parent / "samples" / "extract" / "invoice-001-scan.png"
+    Image.open(scan).save(kb / "scanned-invoice.pdf", resolution=200)  # a picture only: no text layer
+    blank = kb / "blank-scan.pdf"
+    Image.new("L", (800, 1100), 255).save(blank, resolution=100)
+    r = fast_app.ingest(kb)
+    assert r.added == 1, r.failures
+    assert [(d, reason) for d, reason, _ in r.failures] == [("blank-scan.pdf", "no_text")]
+    doc = fast_app.store.get_document("default", "scanned-invoice.pdf")
+    assert doc.status == DocStatus.OK and doc.n_chunks >= 1
+    hits = fast_app.search("счёт на оплату Техносклад ИНН", k=3).hits
+    assert hits and hits[0].doc_id == "scanned-invoice.pdf" and hits[0].page == 1
+    assert "7708123450" in " ".join(h.text for h in hits)

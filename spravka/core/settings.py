@@ -82,6 +82,10 @@ class IngestSettings(BaseModel):
     max_file_mb: float = 200.0
     #: documents whose chunks go into one embedding batch
     batch_chunks: int = 64
+    #: a PDF without a text layer (a scan) is read by tesseract OCR when it is installed
+    ocr: bool = True
+    ocr_languages: str = "rus+eng"
+    ocr_max_pages: int = Field(200, ge=1)
 
 
 class LLMSettings(BaseModel):

@@ -104,7 +104,12 @@ class Ingestor:
         *,
         max_file_mb: float = 200.0,
         batch_chunks: int = 64,
+        ocr: Any = None,
+        ocr_max_pages: int = 200,
     ) -> None:
+        #: a :class:`~spravka.models.ocr.Tesseract` for PDFs without a text layer (None: no OCR)
+        self.ocr = ocr
+        self.ocr_max_pages = ocr_max_pages
         self.store = store
         self.index = index
         self.embedder = embedder
@@ -304,7 +309,12 @@ class _Run:
             return
         source = SourceRecord(self.collection, rel, digest, "ok", fingerprint=self.ing.fingerprint, root=str(self.root))
         try:
-            fmt, result = load_file(f, max_bytes=self.ing.max_bytes)
+            try:
+                fmt, result = load_file(f, max_bytes=self.ing.max_bytes)
+            except LoaderError as e:
+                if e.reason != "no_text" or self.ing.ocr is None:
+                    raise
+                fmt, result = "pdf", self._ocr(f, e)
         except LoaderError as e:
             self._file_failed(rel, prev, source, e)
             return
@@ -334,6 +344,25 @@ class _Run:
         status = "partial" if result.failures else "queued"
         self.progress.file_done(rel, status, source.error or "")
         self._maybe_flush()
+
+    def _ocr(self, f: Path, no_text: LoaderError):
+        """A scanned PDF: one section per page from tesseract, or the original error with a hint."""
+        from spravka.core.errors import ConfigError
+        from spravka.ingest.loaders.base import LoadResult
+
+        ocr = self.ing.ocr
+        if not ocr.available():
+            raise LoaderError(no_text.message, reason="no_text",
+                              hint="install tesseract (apt-get install tesseract-ocr tesseract-ocr-rus) to read scans")
+        try:
+            pages = ocr.pages(f, max_pages=self.ing.ocr_max_pages)
+        except ConfigError as e:  # pypdfium2 missing, or a language pack
+            raise LoaderError(f"the PDF has no text layer and OCR is not set up: {e.message}", reason="no_text",
+                              hint=e.hint) from e
+        sections = [Section(text=t.strip(), page=i) for i, t in enumerate(pages, start=1) if t.strip()]
+        if not sections:
+            raise LoaderError("the PDF has no text layer and OCR found no text in it", reason="no_text")
+        return LoadResult([RawDoc(sections=sections)], info={"pages": len(pages), "ocr": True})
 
     def _file_failed(self, rel: str, prev: SourceRecord | None, source: SourceRecord, e: LoaderError) -> None:
         self.report.failed += 1

@@ -60,8 +60,13 @@ class Tesseract:
     def read(self, path: Path, *, max_pages: int = 50) -> OcrText:
         """Text of an image or of every page of a PDF (rendered at ``dpi``)."""
         t0 = time.perf_counter()
+        pages = self.pages(path, max_pages=max_pages)
+        return OcrText("\n\f".join(pages), len(pages), time.perf_counter() - t0)
+
+    def pages(self, path: Path, *, max_pages: int = 50) -> list[str]:
+        """The text of each page (an image is one page)."""
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            return OcrText(self.image(path), 1, time.perf_counter() - t0)
+            return [self.image(path)]
         if path.suffix.lower() != ".pdf":
             raise LoaderError(f"OCR reads images and PDFs, not '{path.suffix}'", reason="unsupported")
         self._require()
@@ -87,4 +92,4 @@ class Tesseract:
                     texts.append(self.image(png))
         finally:
             pdf.close()
-        return OcrText("\n\f".join(texts), len(texts), time.perf_counter() - t0)
+        return texts

@@ -58,7 +58,8 @@ def load_pdf(path: Path) -> LoadResult:
             sections.append(Section(text="\n".join(kept), page=i))
     if not sections:
         raise LoaderError(
-            "the PDF has no text layer (a scan?)", reason="no_text", hint="it needs OCR (the [ocr] extra)"
+            "the PDF has no text layer (a scan?)", reason="no_text",
+            hint="scans are read by OCR when tesseract is installed (ingest.ocr)"
         )
     meta: Any = reader.metadata or {}
     title = str(meta.get("/Title") or "").strip()
