@@ -8,7 +8,7 @@ Two tasks, as the data's SOURCE.md scores them, each with a baseline measured in
 * **text → JSON**: the gold OCR lines (``box/``) instead of our OCR, so extraction is scored
   apart from OCR errors.
 
-Per field: exact match after whitespace and case normalisation (dates compared as dates, totals as
+Per field: exact match with whitespace and case ignored (dates compared as dates, totals as
 numbers); a record is right when all four fields are. Also: OCR word recall against the gold
 lines, the share of records the checks send to a person, and how many of the wrong records they
 catch (what a reviewer would see before a wrong record goes out).
@@ -35,7 +35,8 @@ FIELDS = ("company", "date", "address", "total")
 
 
 def _norm(s: Any) -> str:
-    return re.sub(r"\s+", " ", str(s or "")).strip().casefold()
+    """Whitespace and case do not count: «NO.53,JALAN BESAR» = «No.53, Jalan Besar»."""
+    return re.sub(r"\s+", "", str(s or "")).casefold()
 
 
 def field_ok(name: str, got: Any, gold: Any) -> bool:

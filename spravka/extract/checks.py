@@ -85,7 +85,7 @@ _MONTHS = {
 }
 _NUMERIC_DATE = re.compile(r"(?<!\d)(\d{1,2})[./-](\d{1,2})[./-](\d{4}|\d{2})(?!\d)")
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
-_WORD_DATE = re.compile(r"(?<!\d)(\d{1,2})\s*[-\s]?\s*([а-яёa-z]{3,9})\.?,?\s+(\d{4})(?!\d)", re.IGNORECASE)
+_WORD_DATE = re.compile(r"(?<!\d)(\d{1,2})\s*[-\s]?\s*([а-яёa-z]{3,9})\.?,?[\s-]+(\d{4}|\d{2})(?!\d)", re.IGNORECASE)
 _WORD_DATE_US = re.compile(r"\b([a-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.IGNORECASE)
 
 
@@ -137,9 +137,9 @@ def parse_date(value: str) -> dt.date | None:
     m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", s)
     if m:
         return _mk(int(m[1]), int(m[2]), int(m[3]))
-    m = re.fullmatch(r"(\d{1,2})[./](\d{1,2})[./](\d{4}|\d{2})", s)
-    if m:
-        return _mk(int(m[3]), int(m[2]), int(m[1]))
+    m = _NUMERIC_DATE.search(s)  # «12.03.2018 10:22» too
+    if m:  # day first (Russia, most of the world); month first only when the day-first reading is impossible
+        return _mk(int(m[3]), int(m[2]), int(m[1])) or _mk(int(m[3]), int(m[1]), int(m[2]))
     found = sorted(dates_in(s))
     return found[0] if len(found) == 1 else None
 

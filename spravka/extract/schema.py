@@ -125,7 +125,7 @@ def _compact(schema: dict[str, Any], _cls: Any = None) -> None:
 def _describe(f: FieldSpec) -> str:
     """The description the model reads; the JSON type says the rest, except a date's format."""
     if f.type == "date":
-        return f"{f.description} (ГГГГ-ММ-ДД)" if f.description else "дата, ГГГГ-ММ-ДД"
+        return f"{f.description} (как в документе)" if f.description else "дата, как в документе"
     return f.description
 
 
