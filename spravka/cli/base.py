@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from spravka.core.errors import InputError, LoaderError, NotFoundError, SpravkaError
 from spravka.core.types import to_jsonable
@@ -80,3 +81,16 @@ def main() -> None:
     finally:
         if state._app is not None:
             state._app.close()
+
+
+def default_command_group(command: str) -> type[TyperGroup]:
+    """A command group whose first word, when it is no subcommand, goes to the hidden ``command``:
+    ``spravka classify "текст"`` and ``spravka extract FILE`` beside their subcommands."""
+
+    class Group(TyperGroup):
+        def resolve_command(self, ctx: Any, args: list[str]):
+            if args and args[0] not in self.commands:
+                args = [command, *args]
+            return super().resolve_command(ctx, args)
+
+    return Group

@@ -21,23 +21,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
-from typer.core import TyperGroup
 
-from spravka.cli.base import app, console, out, print_json, state
+from spravka.cli.base import app, console, default_command_group, out, print_json, state
 from spravka.core.errors import InputError
 
-
-class _TextOrCommand(TyperGroup):
-    """A first word that is not a subcommand is the ticket text (the hidden ``text`` command)."""
-
-    def resolve_command(self, ctx: Any, args: list[str]):
-        if args and args[0] not in self.commands:
-            args = ["text", *args]
-        return super().resolve_command(ctx, args)
-
-
 classify_app = typer.Typer(
-    cls=_TextOrCommand, no_args_is_help=True,
+    cls=default_command_group("text"), no_args_is_help=True,  # a first word that is no subcommand: the text
     help='Classify and route tickets: spravka classify "текст обращения" | import | batch | eval | retrain | '
          'correct | triage | resolve | learn | status.',
 )

@@ -15,23 +15,12 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from typer.core import TyperGroup
 
-from spravka.cli.base import app, console, out, print_json, state
+from spravka.cli.base import app, console, default_command_group, out, print_json, state
 from spravka.core.errors import InputError, LoaderError, ModelError, NotFoundError
 
-
-class _FilesOrCommand(TyperGroup):
-    """A first word that is not a subcommand is a file (the hidden ``files`` command)."""
-
-    def resolve_command(self, ctx: Any, args: list[str]):
-        if args and args[0] not in self.commands:
-            args = ["files", *args]
-        return super().resolve_command(ctx, args)
-
-
 extract_app = typer.Typer(
-    cls=_FilesOrCommand, no_args_is_help=True,
+    cls=default_command_group("files"), no_args_is_help=True,  # a first word that is no subcommand: a file
     help="Structured extraction: spravka extract FILES --schema invoice | schemas | pending | approve.",
 )
 app.add_typer(extract_app, name="extract")
