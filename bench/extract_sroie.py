@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import re
 import tempfile
@@ -34,32 +35,18 @@ from bench.common import RESULTS, markdown_table, save_result, shared_data
 FIELDS = ("company", "date", "address", "total")
 
 
-def _norm(s: Any) -> str:
-    """Whitespace and case do not count: «NO.53,JALAN BESAR» = «No.53, Jalan Besar»."""
-    return re.sub(r"\s+", "", str(s or "")).casefold()
+@functools.cache
+def _receipt() -> Any:
+    from spravka.extract import load_schema
+
+    return load_schema("receipt")
 
 
 def field_ok(name: str, got: Any, gold: Any) -> bool:
-    from spravka.extract.checks import parse_date
+    """The scoring of ``spravka eval extract`` (whitespace and case ignored, dates as dates, totals as numbers)."""
+    from spravka.evaluate.extraction import field_match
 
-    if gold in (None, ""):
-        return got in (None, "")
-    if got in (None, ""):
-        return False
-    if name == "date":
-        g, p = parse_date(_only_date(str(gold))), parse_date(_only_date(str(got)))
-        return g is not None and g == p
-    if name == "total":
-        try:
-            return abs(float(str(got).replace(",", "")) - float(str(gold).replace(",", ""))) < 0.005
-        except ValueError:
-            return False
-    return _norm(got).rstrip(".") == _norm(gold).rstrip(".")
-
-
-def _only_date(s: str) -> str:
-    m = re.search(r"\d{1,4}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}\s+[A-Za-z]{3,9}\.?,?\s+\d{4}|[A-Za-z]{3,9}\s+\d{1,2},?\s+\d{4}", s)
-    return m.group(0) if m else s
+    return field_match(_receipt().spec.fields[name], got, gold)
 
 
 def rules_baseline(text: str) -> dict[str, Any]:

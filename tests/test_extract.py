@@ -4,7 +4,7 @@ a clean receipt is accepted, a flawed invoice goes to a person once, the person'
 delivered, and a dead LLM server fails a document clearly without losing the batch.
 
 The sample documents are in ``samples/extract`` (built by its ``build.py``: fictional companies
-with valid requisites; ``expected.json`` has the true values).
+with valid requisites); their true records are the golden set ``samples/golden/extract.jsonl``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from spravka.models.ocr import Tesseract
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "extract"
-EXPECTED = json.loads((SAMPLES / "expected.json").read_text(encoding="utf-8"))
+GOLDEN = ROOT / "samples" / "golden" / "extract.jsonl"
+EXPECTED = {Path(c["file"]).name: {"schema": c["schema"], "data": c["expected"]}
+            for c in map(json.loads, GOLDEN.read_text(encoding="utf-8").splitlines())}
 
 
 def need_tesseract() -> None:
@@ -332,3 +334,54 @@ def test_the_http_api_extracts_uploads_and_text_and_takes_approvals(tmp_path, ll
             assert r.status_code in (400, 415, 422) and r.json()["error"]
     finally:
         app.close()
+
+
+# ---- evaluation on a golden set ------------------------------------------------------------------------
+def test_field_matching_ignores_spelling_but_not_values():
+    from spravka.evaluate.extraction import field_match
+
+    f = load_schema("invoice").spec.fields
+    assert field_match(f["total"], 41365.0, "41 365,00") and field_match(f["total"], 3.9, "RM 3.90")
+    assert not field_match(f["total"], 41356.0, "41 365,00") and not field_match(f["total"], None, "1")
+    assert field_match(f["date"], "2026-03-05", "05.03.2026") and not field_match(f["date"], "2026-05-03", "05.03.2026")
+    assert field_match(f["seller_name"], "ооо «техносклад» ", "ООО «Техносклад»")
+    assert field_match(f["buyer_inn"], None, None) and not field_match(f["buyer_inn"], "1", None)
+    rows = [{"name": "Блендер", "quantity": 4, "amount": 19960.0}]
+    assert field_match(f["items"], [{"name": "БЛЕНДЕР", "quantity": 4.0, "amount": 19960.0, "price": 1.0}], rows)
+    assert not field_match(f["items"], [], rows) and not field_match(f["items"], rows * 2, rows)
+
+
+def test_eval_extract_scores_records_and_how_many_wrong_ones_the_checks_catch(tmp_path):
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+    from spravka.evaluate.extraction import evaluate_extraction, load_cases
+
+    app = Spravka(Settings(home=tmp_path, embedder={"provider": "use"}))
+    try:
+        cases = load_cases(GOLDEN)
+        assert [c.file.name for c in cases] == ["invoice-001.pdf", "invoice-002-bad.pdf", "invoice-001-scan.png",
+                                                "contract-001.md"]
+        # stand-in "models" that answer with fixed records, through the real checks (Extractor.verify)
+        answers = {
+            "invoice-001.pdf": EXPECTED["invoice-001.pdf"]["data"],  # right
+            "invoice-002-bad.pdf": EXPECTED["invoice-002-bad.pdf"]["data"],  # right, but the document is flawed
+            "invoice-001-scan.png": {**EXPECTED["invoice-001.pdf"]["data"], "total": 41356.0},  # wrong, not in it
+            "contract-001.md": {**EXPECTED["contract-001.md"]["data"], "subject": "бытовую технику для кухни",
+                                "party_1_name": "акционерное общество «Домотека»"},  # wrong, but in the text
+        }
+        text = {c.file.name: (app.extractor.read(c.file)[0] if c.file.suffix != ".png"
+                              else app.extractor.read(SAMPLES / "invoice-001.pdf")[0]) for c in cases}
+        summary, results = evaluate_extraction(
+            cases, lambda path, schema: app.extractor.verify(text[path.name], schema, answers[path.name],
+                                                             source=path.name, review=False))
+        assert [r.right for r in results] == [True, True, False, False]
+        assert summary["records_right"] == 0.5 and summary["fields"]["total"] == 0.6667  # 2 of the 3 invoices
+        assert summary["wrong_caught"] == 0.5, [(r.file, r.status, r.issues) for r in results]  # an invented total is caught, a wrong name in the text is not
+        assert summary["right_flagged"] == 0.5, [(r.file, r.status, r.issues) for r in results]  # the flawed invoice goes to a person although it was read right
+        assert app.inbox.list() == [] and app.outbox.list() == []  # evaluation queues and sends nothing
+    finally:
+        app.close()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"file": "x.pdf"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="needs file, schema and expected"):
+        load_cases(bad)

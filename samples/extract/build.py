@@ -9,7 +9,8 @@
   fails its check digits: the checks must send it to a person;
 * ``contract-001.md``: a short supply contract as text.
 
-The expected values are in ``expected.json`` (the tests and ``bench/extract_invoices.py`` read it).
+The true records are the golden set ``samples/golden/extract.jsonl`` (``spravka eval extract`` and
+the tests read it).
 """
 
 from __future__ import annotations
@@ -156,10 +157,13 @@ def main() -> None:
     (HERE / "contract-001.md").write_text(CONTRACT.format(seller_inn=SELLER["inn"], buyer_inn=BUYER["inn"]),
                                           encoding="utf-8")
     expected["contract-001.md"] = {"schema": "contract", "data": {
-        "number": "17/2026", "date": "2026-01-20", "city": "Москва", "party_1_name": "ООО «Техносклад»",
-        "party_1_inn": SELLER["inn"], "party_2_name": "АО «Домотека»", "party_2_inn": BUYER["inn"],
+        "number": "17/2026", "date": "2026-01-20", "city": "Москва",
+        "party_1_name": "Общество с ограниченной ответственностью «Техносклад»", "party_1_inn": SELLER["inn"],
+        "party_2_name": "акционерное общество «Домотека»", "party_2_inn": BUYER["inn"],
         "amount": 2400000.0, "vat_included": True, "valid_until": "2026-12-31"}}
-    (HERE / "expected.json").write_text(json.dumps(expected, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    lines = [json.dumps({"file": f"../extract/{name}", "schema": v["schema"], "expected": v["data"]}, ensure_ascii=False)
+             for name, v in expected.items()]
+    (HERE.parent / "golden" / "extract.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(sorted(p.name for p in HERE.iterdir() if p.suffix != ".py")))
 
 

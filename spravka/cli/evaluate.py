@@ -251,3 +251,39 @@ def eval_generate(
         items = generate_synthetic(sp, name, per_doc=per_doc, limit=limit, progress=lambda: bar.advance(task))
     write_jsonl(out_file, items)
     console.print(f"{len(items)} synthetic questions written to [bold]{out_file}[/]")
+
+
+@eval_app.command("extract")
+def eval_extract(
+    golden: Path = GoldenOpt,
+    json_out: bool = typer.Option(False, "--json", help="One JSON object with the metrics."),
+    details: bool = typer.Option(False, "--details", help="With --json: include per-document results."),
+) -> None:
+    """Structured extraction on labelled documents: accuracy per field and per record, and how
+    many wrong records the checks send to a person (nothing is queued or delivered)."""
+    from spravka.evaluate.extraction import evaluate_extraction, load_cases
+
+    sp = state.spravka()
+    cases = load_cases(golden)
+    ex = sp.extractor
+    with Progress(console=console, disable=json_out) as bar:
+        task = bar.add_task("documents", total=len(cases))
+        summary, results = evaluate_extraction(
+            cases, lambda path, schema: ex.extract_file(path, schema, review=False, deliver=False),
+            progress=lambda: bar.advance(task))
+    if json_out:
+        print_json(summary | ({"documents": results} if details else {}))
+        return
+    t = Table(title=f"extraction on {golden.name} ({summary['n']} documents)")
+    t.add_column("field")
+    t.add_column("accuracy", justify="right")
+    for k, v in summary["fields"].items():
+        t.add_row(k, f"{v:.3f}")
+    out.print(t)
+    out.print(f"records right {summary['records_right']:.3f} · sent to review {summary['flagged']:.3f} · "
+              f"wrong records caught by the checks {summary['wrong_caught']:.3f} · right ones flagged "
+              f"{summary['right_flagged']:.3f} · failed {summary['failed']}")
+    for r in results:
+        if not r.right:
+            bad = [k for k, ok in r.fields.items() if not ok]
+            out.print(f"[yellow]{Path(r.file).name}[/] ({r.status}): {', '.join(bad) or r.error}")

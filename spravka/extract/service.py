@@ -106,7 +106,7 @@ class Extractor:
 
     # ---- extracting --------------------------------------------------------------------------------
     def extract_file(self, path: Path, schema: Schema | str, *, review: bool | None = None,
-                     source: str | None = None) -> ExtractionResult:
+                     source: str | None = None, deliver: bool = True) -> ExtractionResult:
         """``source``: how the document is named in results and review items (default: its path)."""
         schema = load_schema(schema) if isinstance(schema, str) else schema
         source = source or str(path)
@@ -117,12 +117,12 @@ class Extractor:
             res = ExtractionResult(source, schema.name, "failed", error=e.message)
             self._log(res)
             return res
-        res = self.extract_text(text, schema, source=source, review=review, method=method)
+        res = self.extract_text(text, schema, source=source, review=review, method=method, deliver=deliver)
         res.timings_ms["read_ms"] = round((time.perf_counter() - t0) * 1000 - sum(res.timings_ms.values()), 1)
         return res
 
     def extract_text(self, text: str, schema: Schema | str, *, source: str = "text", review: bool | None = None,
-                     method: str = "given") -> ExtractionResult:
+                     method: str = "given", deliver: bool = True) -> ExtractionResult:
         """Extract ``schema`` from ``text``. A dead LLM server raises ``ModelUnavailableError``
         (nothing is recorded, so running again is safe)."""
         schema = load_schema(schema) if isinstance(schema, str) else schema
@@ -138,7 +138,7 @@ class Extractor:
         if len(text) > limit:
             issues.append(Issue("_document", "truncated", f"only the first {limit} of {len(text)} characters were read"))
         return self._settle(schema, text, obj.model_dump(), issues, source=source, review=review, method=method,
-                            timings={"llm_ms": llm_ms})
+                            timings={"llm_ms": llm_ms}, deliver=deliver)
 
     def verify(self, text: str, schema: Schema | str, data: dict[str, Any], *, source: str = "text",
                review: bool | None = None) -> ExtractionResult:
@@ -149,7 +149,8 @@ class Extractor:
                             method="verified")
 
     def _settle(self, schema: Schema, text: str, raw: dict[str, Any], issues: list[Issue], *, source: str,
-                review: bool | None, method: str, timings: dict[str, float] | None = None) -> ExtractionResult:
+                review: bool | None, method: str, timings: dict[str, float] | None = None,
+                deliver: bool = True) -> ExtractionResult:
         """Normalise and check a record, then accept it (and deliver) or queue it for a person."""
         digest = hashlib.sha256(f"{schema.name}\n{text}".encode()).hexdigest()[:24]
         res = ExtractionResult(source, schema.name, "ok", text_method=method, chars=len(text), content_hash=digest,
@@ -170,7 +171,7 @@ class Extractor:
             res.review_id = item.id
             if item.state == InboxState.DONE and item.resolution:  # a person already decided on this document
                 res.data, res.status = item.resolution.get("data"), "approved"
-        elif res.status == "ok":
+        elif res.status == "ok" and deliver:
             self._deliver(schema.name, source, digest, data, by=None)
         self._log(res)
         return res
@@ -197,7 +198,7 @@ class Extractor:
             raise NotFoundError(f"no extraction review item '{item_id}'")
         p = item.payload
         schema = load_schema(p.get("schema_source") or p["schema"])
-        record = schema.parse(p.get("data") or {} if data is None else data)
+        record = schema.parse((p.get("data") or {}) if data is None else data)
         record, norm = normalise(schema, record)
         left = _dedup(norm + check_record(schema, record, Document(p.get("text") or "")))
         return self.inbox.resolve(item_id, {"data": record, "issues_left": [i.to_dict() for i in left],
