@@ -179,7 +179,7 @@ class Spravka:
         """Structured extraction: documents (text layer or OCR) to schema-valid JSON, a review queue."""
         from spravka.extract.service import TYPE, Extractor
 
-        ex = Extractor(lambda: self.llm, self.inbox, self.outbox, self._queue_db, self.settings.extract,
+        ex = Extractor(lambda: self.llm, self.inbox, self.outbox, self.settings.extract,
                        log_event=lambda kind, payload: self.store.log_event(kind, payload),
                        max_file_mb=self.settings.ingest.max_file_mb)
         self.inbox.on_resolve(TYPE, ex.on_resolved)

@@ -99,7 +99,7 @@ def _pdf_text(name: str) -> str:
     from spravka.core.settings import ExtractSettings
     from spravka.extract.service import Extractor
 
-    ex = Extractor(lambda: None, None, None, None, ExtractSettings(), log_event=lambda *a: None)  # type: ignore[arg-type]
+    ex = Extractor(lambda: None, None, None, ExtractSettings(), log_event=lambda *a: None)  # type: ignore[arg-type]
     return ex.read(SAMPLES / name)[0]
 
 
@@ -130,7 +130,7 @@ def test_text_layers_are_read_directly_and_scans_by_ocr(tmp_path):
     from spravka.core.settings import ExtractSettings
     from spravka.extract.service import Extractor
 
-    ex = Extractor(lambda: None, None, None, None, ExtractSettings(), log_event=lambda *a: None)  # type: ignore[arg-type]
+    ex = Extractor(lambda: None, None, None, ExtractSettings(), log_event=lambda *a: None)  # type: ignore[arg-type]
     text, how = ex.read(SAMPLES / "invoice-001.pdf")
     assert how == "text" and "ТС-1482" in text and "41 365,00" in text
     assert ex.read(SAMPLES / "contract-001.md")[1] == "text"

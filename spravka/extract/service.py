@@ -61,12 +61,11 @@ class ExtractionResult:
 
 
 class Extractor:
-    def __init__(self, llm: Callable[[], Any], inbox: Inbox, outbox: Outbox, db: Any, settings: Any, *,
+    def __init__(self, llm: Callable[[], Any], inbox: Inbox, outbox: Outbox, settings: Any, *,
                  log_event: Callable[..., Any], max_file_mb: float = 200) -> None:
         self._llm = llm
         self.inbox = inbox
         self.outbox = outbox
-        self.db = db
         self.settings = settings
         self.log_event = log_event
         self.max_bytes = int(max_file_mb * 2**20)
@@ -76,7 +75,7 @@ class Extractor:
     # ---- reading -----------------------------------------------------------------------------------
     def read(self, path: Path) -> tuple[str, str]:
         """The document's text and how it was had (``text`` or ``ocr``)."""
-        from spravka.ingest.loaders.base import load_file
+        from spravka.ingest.loaders.base import load_file_or_ocr
 
         if not path.is_file():
             raise NotFoundError(f"{path} not found")
@@ -88,12 +87,8 @@ class Extractor:
                               reason="too_large", hint="raise ingest.max_file_mb or split the file")
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return self.ocr.read(path).text, "ocr"
-        try:
-            _, result = load_file(path, max_bytes=self.max_bytes)
-        except LoaderError as e:
-            if path.suffix.lower() == ".pdf" and e.reason in ("no_text", "empty") and self.settings.ocr:
-                return self.ocr.read(path, max_pages=self.settings.ocr_max_pages).text, "ocr"
-            raise
+        _, result = load_file_or_ocr(path, max_bytes=self.max_bytes, ocr=self.ocr if self.settings.ocr else None,
+                                     max_pages=self.settings.ocr_max_pages)
         parts = []
         for doc in result.docs:
             if doc.title:
@@ -102,7 +97,7 @@ class Extractor:
                 if s.heading and s.heading != doc.title:
                     parts.append(s.heading)
                 parts.append(s.text)
-        return "\n".join(p for p in parts if p.strip()), "text"
+        return "\n".join(p for p in parts if p.strip()), "ocr" if result.info.get("ocr") else "text"
 
     # ---- extracting --------------------------------------------------------------------------------
     def extract_file(self, path: Path, schema: Schema | str, *, review: bool | None = None,

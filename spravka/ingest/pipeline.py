@@ -33,8 +33,8 @@ from spravka.core.text.lemmas import analyze
 from spravka.core.text.normalize import clean_text
 from spravka.core.types import Chunk, DocStatus, Document, DocumentRecord, IngestReport, Section
 from spravka.ingest.chunker import SECTION_SEP, Chunker
-from spravka.ingest.loaders import RawDoc, load_file
-from spravka.ingest.loaders.base import format_of
+from spravka.ingest.loaders import RawDoc
+from spravka.ingest.loaders.base import format_of, load_file_or_ocr
 from spravka.ingest.metadata import FOLDER_META, PATH_KEYS, MetadataResolver, is_metadata_file
 from spravka.models.embedder import CachedEmbedder, text_hash
 from spravka.store.base import DocumentStore, IndexRow, SearchIndex, SourceRecord
@@ -309,12 +309,8 @@ class _Run:
             return
         source = SourceRecord(self.collection, rel, digest, "ok", fingerprint=self.ing.fingerprint, root=str(self.root))
         try:
-            try:
-                fmt, result = load_file(f, max_bytes=self.ing.max_bytes)
-            except LoaderError as e:
-                if e.reason != "no_text" or self.ing.ocr is None:
-                    raise
-                fmt, result = "pdf", self._ocr(f, e)
+            fmt, result = load_file_or_ocr(f, max_bytes=self.ing.max_bytes, ocr=self.ing.ocr,
+                                           max_pages=self.ing.ocr_max_pages)
         except LoaderError as e:
             self._file_failed(rel, prev, source, e)
             return
@@ -344,25 +340,6 @@ class _Run:
         status = "partial" if result.failures else "queued"
         self.progress.file_done(rel, status, source.error or "")
         self._maybe_flush()
-
-    def _ocr(self, f: Path, no_text: LoaderError):
-        """A scanned PDF: one section per page from tesseract, or the original error with a hint."""
-        from spravka.core.errors import ConfigError
-        from spravka.ingest.loaders.base import LoadResult
-
-        ocr = self.ing.ocr
-        if not ocr.available():
-            raise LoaderError(no_text.message, reason="no_text",
-                              hint="install tesseract (apt-get install tesseract-ocr tesseract-ocr-rus) to read scans")
-        try:
-            pages = ocr.pages(f, max_pages=self.ing.ocr_max_pages)
-        except ConfigError as e:  # pypdfium2 missing, or a language pack
-            raise LoaderError(f"the PDF has no text layer and OCR is not set up: {e.message}", reason="no_text",
-                              hint=e.hint) from e
-        sections = [Section(text=t.strip(), page=i) for i, t in enumerate(pages, start=1) if t.strip()]
-        if not sections:
-            raise LoaderError("the PDF has no text layer and OCR found no text in it", reason="no_text")
-        return LoadResult([RawDoc(sections=sections)], info={"pages": len(pages), "ocr": True})
 
     def _file_failed(self, rel: str, prev: SourceRecord | None, source: SourceRecord, e: LoaderError) -> None:
         self.report.failed += 1

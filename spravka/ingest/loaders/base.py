@@ -93,6 +93,33 @@ def load_file(path: Path, *, max_bytes: int | None = None) -> tuple[str, LoadRes
     return fmt, result
 
 
+def load_file_or_ocr(path: Path, *, max_bytes: int | None = None, ocr: Any = None,
+                     max_pages: int = 200) -> tuple[str, LoadResult]:
+    """:func:`load_file`, and a PDF without a text layer (a scan) read by ``ocr`` (a
+    :class:`~spravka.models.ocr.Tesseract`; None: no OCR), one section per page. ``info["ocr"]``
+    says OCR was used. Without tesseract, the ``no_text`` failure says how to get it."""
+    try:
+        return load_file(path, max_bytes=max_bytes)
+    except LoaderError as e:
+        if e.reason != "no_text" or ocr is None:
+            raise
+        no_text = e
+    from spravka.core.errors import ConfigError
+
+    if not ocr.available():
+        raise LoaderError(no_text.message, reason="no_text",
+                          hint="install tesseract (apt-get install tesseract-ocr tesseract-ocr-rus) to read scans")
+    try:
+        pages = ocr.pages(path, max_pages=max_pages)
+    except ConfigError as e:  # pypdfium2 missing, or a language pack
+        raise LoaderError(f"the PDF has no text layer and OCR is not set up: {e.message}", reason="no_text",
+                          hint=e.hint) from e
+    sections = [Section(text=t.strip(), page=i) for i, t in enumerate(pages, start=1) if t.strip()]
+    if not sections:
+        raise LoaderError("the PDF has no text layer and OCR found no text in it", reason="no_text")
+    return "pdf", LoadResult([RawDoc(sections=sections)], info={"pages": len(pages), "ocr": True})
+
+
 def decode_text(data: bytes) -> tuple[str, str]:
     """Decode bytes of a text file: UTF-8 (with or without BOM), else a detected legacy encoding.
 
