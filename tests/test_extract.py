@@ -385,3 +385,37 @@ def test_eval_extract_scores_records_and_how_many_wrong_ones_the_checks_catch(tm
     bad.write_text('{"file": "x.pdf"}\n', encoding="utf-8")
     with pytest.raises(InputError, match="needs file, schema and expected"):
         load_cases(bad)
+
+
+def test_the_cli_lists_schemas_and_the_review_queue_and_approves_a_correction(tmp_path):
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+
+    home = tmp_path / "home"
+    app = Spravka(Settings(home=home, embedder={"provider": "use"}))
+    try:
+        good = EXPECTED["invoice-001.pdf"]["data"]
+        text = app.extractor.read(SAMPLES / "invoice-001.pdf")[0]
+        item_id = app.extractor.verify(text, "invoice", {**good, "total": 1.0}, source="invoice-001.pdf").review_id
+    finally:
+        app.close()
+    env = {**os.environ, "SPRAVKA_HOME": str(home), "COLUMNS": "400"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "spravka", "extract", *args], capture_output=True, text=True,
+                              timeout=300, env=env, cwd=ROOT)
+
+    assert [s["name"] for s in json.loads(run("schemas", "--json").stdout)] == ["contract", "invoice", "receipt"]
+    assert "invoice" in run("schemas").stdout
+    waiting = json.loads(run("pending", "--json").stdout)
+    assert [w["id"] for w in waiting] == [item_id] and waiting[0]["issues"][0]["field"] == "total"
+    assert "total" in run("pending").stdout
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(json.dumps(good, ensure_ascii=False), encoding="utf-8")
+    p = run("approve", item_id, "--data", str(fixed), "--as", "olga", "--json")
+    assert p.returncode == 0, p.stderr
+    done = json.loads(p.stdout)
+    assert done["state"] == "done" and done["resolution"]["data"]["total"] == good["total"]
+    assert done["resolution"]["by"] == "olga" and done["resolution"]["issues_left"] == []
+    assert json.loads(run("pending", "--json").stdout) == []
+    assert run("approve", "nope").returncode == 2

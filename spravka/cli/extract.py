@@ -141,6 +141,15 @@ def _table(r: dict[str, Any]) -> None:
     out.print(t)
 
 
+def _grid(columns: list[str], rows: list[list[str]]) -> None:
+    t = Table(show_header=True, box=None)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*r)
+    out.print(t)
+
+
 @extract_app.command("schemas")
 def schemas(json_out: bool = typer.Option(False, "--json")) -> None:
     """Built-in schemas and their fields."""
@@ -153,13 +162,7 @@ def schemas(json_out: bool = typer.Option(False, "--json")) -> None:
     if json_out:
         print_json(rows)
         return
-    t = Table(show_header=True, box=None)
-    t.add_column("schema")
-    t.add_column("title")
-    t.add_column("fields")
-    for r in rows:
-        t.add_row(r["name"], r["title"], ", ".join(r["fields"]))
-    out.print(t)
+    _grid(["schema", "title", "fields"], [[r["name"], r["title"], ", ".join(r["fields"])] for r in rows])
 
 
 @extract_app.command("pending")
@@ -173,13 +176,9 @@ def pending(json_out: bool = typer.Option(False, "--json"), limit: int = typer.O
     if not items:
         console.print("[green]нечего проверять[/]")
         return
-    t = Table(show_header=True, box=None)
-    t.add_column("id")
-    t.add_column("document")
-    t.add_column("issues")
-    for i in items:
-        t.add_row(i.id, i.title, "; ".join(f"{x['field']}: {x['message']}" for x in i.payload.get("issues", [])[:5]))
-    out.print(t)
+    _grid(["id", "document", "issues"], [[i.id, i.title, "; ".join(f"{x['field']}: {x['message']}"
+                                                                for x in i.payload.get("issues", [])[:5])]
+                                          for i in items])
 
 
 @extract_app.command("approve")
