@@ -48,11 +48,9 @@ def _builtin(name: str):
 
 @router.get("/v1/extract/schemas", tags=["extract"], summary="Built-in extraction schemas and their fields")
 def schemas(p: Principal = Depends(requires("extract"))):
-    from spravka.extract import builtin_names, load_schema
+    from spravka.extract import describe_builtin
 
-    return {"schemas": [{"name": n, "title": (s := load_schema(n)).spec.title,
-                         "fields": {k: f.model_dump(exclude_none=True) for k, f in s.spec.fields.items()},
-                         "rules": s.spec.rules} for n in builtin_names()]}
+    return {"schemas": describe_builtin()}
 
 
 @router.post("/v1/extract", tags=["extract"], openapi_extra=_BODY,

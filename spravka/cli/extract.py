@@ -153,12 +153,9 @@ def _grid(columns: list[str], rows: list[list[str]]) -> None:
 @extract_app.command("schemas")
 def schemas(json_out: bool = typer.Option(False, "--json")) -> None:
     """Built-in schemas and their fields."""
-    from spravka.extract import builtin_names, load_schema
+    from spravka.extract import describe_builtin
 
-    rows: list[dict[str, Any]] = []
-    for name in builtin_names():
-        s = load_schema(name)
-        rows.append({"name": name, "title": s.spec.title, "fields": list(s.spec.fields), "rules": s.spec.rules})
+    rows = describe_builtin()
     if json_out:
         print_json(rows)
         return

@@ -116,18 +116,21 @@ def evaluate_extraction(cases: list[ExtractionCase], extract: Callable[[Path, Sc
         if progress:
             progress()
     n = len(results)
-    wrong = [r for r in results if not r.right]
-    right = [r for r in results if r.right]
-    flagged = [r for r in results if r.status != "ok"]
     summary = {
         "n": n,
-        "records_right": round(len(right) / n, 4),
+        "records_right": round(sum(r.right for r in results) / n, 4),
         "fields": {k: round(sum(v) / len(v), 4) for k, v in sorted(per_field.items())},
         "failed": sum(r.status == "failed" for r in results),
-        "flagged": round(len(flagged) / n, 4),
-        # of the wrong records, how many a person would have seen before they went out
-        "wrong_caught": round(sum(r.status != "ok" for r in wrong) / len(wrong), 4) if wrong else 1.0,
-        # of the right records, how many were sent to a person for nothing
-        "right_flagged": round(sum(r.status != "ok" for r in right) / len(right), 4) if right else 0.0,
+        **review_rates([(r.right, r.status != "ok") for r in results]),
     }
     return summary, results
+
+
+def review_rates(records: list[tuple[bool, bool]]) -> dict[str, float]:
+    """From (right, flagged) per record: the share flagged, of the wrong records how many a person
+    would have seen before they went out, and of the right ones how many were flagged for nothing."""
+    wrong = [flagged for right, flagged in records if not right]
+    right = [flagged for ok, flagged in records if ok]
+    return {"flagged": round(sum(f for _, f in records) / len(records), 4) if records else 0.0,
+            "wrong_caught": round(sum(wrong) / len(wrong), 4) if wrong else 1.0,
+            "right_flagged": round(sum(right) / len(right), 4) if right else 0.0}

@@ -133,6 +133,13 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN.glob("*.yaml"))
 
 
+def describe_builtin() -> list[dict[str, Any]]:
+    """The built-in schemas with their fields, as ``spravka extract schemas`` and the API list them."""
+    return [{"name": n, "title": (s := load_schema(n)).spec.title,
+             "fields": {k: f.model_dump(exclude_none=True) for k, f in s.spec.fields.items()},
+             "rules": s.spec.rules} for n in builtin_names()]
+
+
 def load_schema(name_or_path: str | Path) -> Schema:
     """A built-in schema by name, or a YAML file."""
     p = Path(name_or_path)
