@@ -79,13 +79,13 @@ class Extractor:
 
         if not path.is_file():
             raise NotFoundError(f"{path} not found")
-        size = path.stat().st_size
-        if size == 0:
-            raise LoaderError("the file is empty", reason="empty")
-        if size > self.max_bytes:
-            raise LoaderError(f"the file is {size / 2**20:.0f} MB, over the {self.max_bytes / 2**20:.0f} MB limit",
-                              reason="too_large", hint="raise ingest.max_file_mb or split the file")
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.suffix.lower() in IMAGE_SUFFIXES:  # other files: load_file checks size the same way
+            size = path.stat().st_size
+            if size == 0:
+                raise LoaderError("the file is empty", reason="empty")
+            if size > self.max_bytes:
+                raise LoaderError(f"the file is {size / 2**20:.0f} MB, over the {self.max_bytes / 2**20:.0f} MB limit",
+                                  reason="too_large", hint="raise ingest.max_file_mb or split the file")
             return self.ocr.read(path).text, "ocr"
         _, result = load_file_or_ocr(path, max_bytes=self.max_bytes, ocr=self.ocr if self.settings.ocr else None,
                                      max_pages=self.settings.ocr_max_pages)
