@@ -186,6 +186,23 @@ class Spravka:
         return ex
 
     @cached_property
+    def generator(self):
+        """Text generation from templates in the company's tone of voice, checked, with a review queue."""
+        from spravka.answer.sources import build_sources
+        from spravka.generate.service import TYPE, Generator
+
+        def retrieve(query: str, collection: str, flt, k: int):
+            hits = self.searcher.search(query, collection=collection, k=k, flt=flt).hits
+            return build_sources(hits, collection, self.index, self.store, max_sources=k,
+                                 window_chars=self.settings.answer.window_chars)
+
+        gen = Generator(lambda: self.llm, retrieve, self.inbox, self.outbox, self.settings.generate,
+                        log_event=lambda kind, payload: self.store.log_event(kind, payload),
+                        default_collection=self.settings.collection)
+        self.inbox.on_resolve(TYPE, gen.on_resolved)
+        return gen
+
+    @cached_property
     def outbox(self):
         """Deliveries to outside systems, persisted before they are sent."""
         from spravka.store.sql_queues import SqlOutbox

@@ -123,6 +123,23 @@ def _name_supported(name: str, lemmas: set[str], lowered: str) -> bool:
     return bool(words) and all(len(w) >= 5 and w[:5] in lowered for w in words)
 
 
+def unsupported_facts(text: str, evidence: str) -> list[str]:
+    """The numbers and proper names of ``text`` that ``evidence`` does not contain: the literal
+    hallucination check shared by answers and generated texts."""
+    body = _LIST_MARKER.sub("", text)
+    unsupported: list[str] = []
+    known_numbers = numbers_in(evidence)
+    for num in answer_numbers(body):
+        if num not in known_numbers:
+            unsupported.append(num)
+    lowered = evidence.lower().replace("ё", "е")
+    lemmas = set(analyze(evidence))
+    for name in names_in(body):
+        if not _name_supported(name, lemmas, lowered):
+            unsupported.append(name)
+    return unsupported
+
+
 def check_answer(text: str, sources: Sequence[str], question: str = "") -> CheckResult:
     """Check ``text`` against ``sources`` (source ``n`` is ``sources[n - 1]``)."""
     problems: list[str] = []
@@ -136,17 +153,7 @@ def check_answer(text: str, sources: Sequence[str], question: str = "") -> Check
     # Without a valid citation the answer fails anyway; checking its facts against every source
     # keeps the problem list (which the retry prompt repeats) about real inventions only.
     evidence = "\n".join(sources[n - 1] for n in valid or range(1, len(sources) + 1)) + "\n" + question
-    body = _LIST_MARKER.sub("", strip_citations(text))
-    unsupported: list[str] = []
-    known_numbers = numbers_in(evidence)
-    for num in answer_numbers(body):
-        if num not in known_numbers:
-            unsupported.append(num)
-    lowered = evidence.lower().replace("ё", "е")
-    lemmas = set(analyze(evidence))
-    for name in names_in(body):
-        if not _name_supported(name, lemmas, lowered):
-            unsupported.append(name)
+    unsupported = unsupported_facts(strip_citations(text), evidence)
     if unsupported:
         problems.append("not in the cited sources: " + ", ".join(unsupported))
     return CheckResult(ok=not problems, cited=cited, problems=problems, unsupported=unsupported)

@@ -2,7 +2,7 @@
 
 * ``admin``  — everything: documents, collections, API keys, the inbox, the event log, metrics.
 * ``editor`` — manages documents (upload, re-ingest, delete, list, job status) within its access
-  groups, runs structured extraction, and may ask, search, leave feedback and escalate like a user.
+  groups, runs structured extraction and text generation, and may ask, search, leave feedback and escalate like a user.
 * ``user``   — asks, searches, leaves feedback and calls an operator (the chat widget's key).
 * ``bot``    — the same rights as ``user``, for integrations (a Telegram bot, an OpenAI-compatible
   client); kept apart so that keys of machines and of people can be listed and revoked apart.
@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "jobs.read": _EDITORS,
     "collections.read": _EDITORS,
     "extract": _EDITORS,
+    "generate": _EDITORS,
     "keys": _ADMINS,
     "inbox": _ADMINS,
     "events": _ADMINS,

@@ -83,6 +83,18 @@ def main() -> None:
             state._app.close()
 
 
+def grid(columns: list[str], rows: list[list[str]]) -> None:
+    """A plain table on stdout (lists of schemas, templates, review items)."""
+    from rich.table import Table
+
+    t = Table(show_header=True, box=None)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*r)
+    out.print(t)
+
+
 def default_command_group(command: str) -> type[TyperGroup]:
     """A command group whose first word, when it is no subcommand, goes to the hidden ``command``:
     ``spravka classify "текст"`` and ``spravka extract FILE`` beside their subcommands."""

@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from spravka.cli.base import app, console, default_command_group, out, print_json, state
+from spravka.cli.base import app, console, default_command_group, grid, out, print_json, state
 from spravka.core.errors import InputError, LoaderError, ModelError, NotFoundError
 
 extract_app = typer.Typer(
@@ -141,15 +141,6 @@ def _table(r: dict[str, Any]) -> None:
     out.print(t)
 
 
-def _grid(columns: list[str], rows: list[list[str]]) -> None:
-    t = Table(show_header=True, box=None)
-    for c in columns:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*r)
-    out.print(t)
-
-
 @extract_app.command("schemas")
 def schemas(json_out: bool = typer.Option(False, "--json")) -> None:
     """Built-in schemas and their fields."""
@@ -159,7 +150,7 @@ def schemas(json_out: bool = typer.Option(False, "--json")) -> None:
     if json_out:
         print_json(rows)
         return
-    _grid(["schema", "title", "fields"], [[r["name"], r["title"], ", ".join(r["fields"])] for r in rows])
+    grid(["schema", "title", "fields"], [[r["name"], r["title"], ", ".join(r["fields"])] for r in rows])
 
 
 @extract_app.command("pending")
@@ -173,7 +164,7 @@ def pending(json_out: bool = typer.Option(False, "--json"), limit: int = typer.O
     if not items:
         console.print("[green]нечего проверять[/]")
         return
-    _grid(["id", "document", "issues"], [[i.id, i.title, "; ".join(f"{x['field']}: {x['message']}"
+    grid(["id", "document", "issues"], [[i.id, i.title, "; ".join(f"{x['field']}: {x['message']}"
                                                                 for x in i.payload.get("issues", [])[:5])]
                                           for i in items])
 

@@ -338,6 +338,28 @@ class ExtractSettings(BaseModel):
         return v or None
 
 
+class GenerateSettings(BaseModel):
+    """Text generation (spravka.generate): templates in the company's tone of voice, checked."""
+
+    #: the tone of voice when a request names none: a built-in name or a path to a .yaml file
+    tone: str = "neutral"
+    temperature: float = Field(0.3, ge=0.0, le=2.0)
+    max_tokens: int = Field(700, ge=64, le=16384)
+    #: rewrites with the issues named when a check fails, before a person is asked
+    retries: int = Field(1, ge=0, le=3)
+    #: when a review item is made: issues (a check failed), always, never
+    review: Literal["issues", "always", "never"] = "issues"
+    #: an outbox target for accepted texts (automatic or approved), e.g. webhook:https://crm/hook
+    deliver_to: str | None = None
+
+    @field_validator("deliver_to")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        if v and not v.startswith("webhook:"):
+            raise ValueError("deliver_to is an outbox target: webhook:https://…")
+        return v or None
+
+
 class TelegramSettings(BaseModel):
     """The Telegram bot (``spravka bot telegram``; the ``telegram`` extra)."""
 
@@ -394,6 +416,7 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     escalate: EscalateSettings = Field(default_factory=EscalateSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
+    generate: GenerateSettings = Field(default_factory=GenerateSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
 

@@ -1,0 +1,225 @@
+"""Checks on both sides of a generated text.
+
+**Inputs** are validated before any model runs: unknown or missing fields, types, lengths,
+patterns and choices are clear errors (nothing is generated from bad data). Text that reads like
+an instruction to the model («игнорируй предыдущие инструкции», "you are now…") is not refused,
+since a customer may quote anything, but the result always goes to a person.
+
+**Outputs** are held to the facts and to the tone of voice:
+
+* *unsupported*: the hallucination check. Every number (amounts, dates, days, phone numbers) and
+  every proper name (Latin words, «quoted» names, capitalised words mid-sentence) must come from
+  the inputs, the task, the knowledge-base passages or the tone's company name and signature.
+  The tone's *examples* are deliberately not evidence: a phone number copied from an example
+  is an invention. Shared with the answer post-check (``answer/check.py: unsupported_facts``).
+* *missing*: a value the template ``must_include`` (an order number) is not in the text.
+* *placeholder*: a blank left to fill («[Имя]», «{date}», «XXX», «___»).
+* *language*: the text is not in the template's language.
+* *address*: «ты» in a formal tone (or a lower-case «вы» where the tone wants «Вы»).
+* *banned*: a phrase the tone never uses, matched by lemmas («данного» is «данный»).
+* *length*: fewer or more words than the template allows; *exclamations*, *emoji*.
+* *long_sentence*: a sentence over the tone's limit. The only warning: it is reported, and does
+  not send the text to a person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from spravka.answer.check import unsupported_facts
+from spravka.answer.language import detect_language
+from spravka.core.errors import InputError
+from spravka.core.text.lemmas import lemma, words
+from spravka.generate.template import InputSpec, TemplateSpec, ToneSpec
+
+#: kinds reported without sending the text to a person
+WARNINGS = frozenset({"long_sentence"})
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    kind: str
+    message: str
+    field: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        return self.kind not in WARNINGS
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message, "field": self.field}
+
+
+# ---- inputs --------------------------------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\u2060\ufeff]")
+_INJECTION = re.compile(
+    r"(игнорир\w*|забудь\w*|не\s+обращай\s+внимани\w*\s+на)\s+(все\s+|всё\s+)?(предыдущ\w+|прошл\w+|свои|эти|"
+    r"системн\w+)?\s*(инструкци\w+|указани\w+|правил\w*|промпт\w*)"
+    r"|ignore\s+(all\s+)?(the\s+)?(previous|prior|above|earlier)\s+(instructions|rules|prompts?)"
+    r"|disregard\s+(all\s+)?(previous|prior|the\s+above)|system\s+prompt|системн\w+\s+(промпт|сообщени|инструкци)"
+    r"|you\s+are\s+now\b|теперь\s+ты\b|ты\s+теперь\b|act\s+as\s+(an?\s+)?\w+|new\s+instructions?:",
+    re.IGNORECASE)
+
+
+def validate_inputs(template: TemplateSpec, inputs: dict[str, Any]) -> tuple[dict[str, str], list[Issue]]:
+    """The inputs as the prompt's strings, and the non-fatal issues (text that reads like an
+    instruction). Anything the template cannot be filled from raises ``InputError``."""
+    unknown = sorted(set(inputs) - set(template.inputs))
+    if unknown:
+        raise InputError(f"template '{template.name}' has no input {', '.join(repr(u) for u in unknown)}",
+                         hint="its inputs: " + (", ".join(template.inputs) or "none"))
+    values: dict[str, str] = {}
+    issues: list[Issue] = []
+    for name, spec in template.inputs.items():
+        raw = inputs.get(name, spec.default)
+        if raw is None or (isinstance(raw, str) and not raw.strip()) or raw == []:
+            if spec.required:
+                raise InputError(f"input '{name}' is required" + (f": {spec.description}" if spec.description else ""))
+            continue
+        value = _coerce(name, spec, raw, template.language)
+        values[name] = value
+        if _INJECTION.search(value):
+            issues.append(Issue("injection", f"input '{name}' reads like an instruction to the model; "
+                                             "a person must check the result", name))
+    return values, issues
+
+
+def _coerce(name: str, spec: InputSpec, raw: Any, language: str) -> str:
+    if spec.type == "list":
+        items = raw if isinstance(raw, list) else [x for x in str(raw).split("\n")]
+        items = [_text(name, str(x), spec) for x in items if str(x).strip()]
+        if len(items) > spec.max_items:
+            raise InputError(f"input '{name}' has {len(items)} items, more than {spec.max_items}")
+        return "\n".join(f"- {x}" for x in items)
+    if isinstance(raw, (dict, list)):
+        raise InputError(f"input '{name}' must be a {spec.type}, not a {type(raw).__name__}")
+    value = _text(name, str(raw), spec)
+    if spec.type in ("number", "integer"):
+        try:
+            number = float(re.sub(r"[\s\u00a0\u202f]", "", value).replace(",", "."))
+        except ValueError:
+            raise InputError(f"input '{name}' must be a number, not {value[:40]!r}") from None
+        if spec.type == "integer" and not number.is_integer():
+            raise InputError(f"input '{name}' must be a whole number, not {value[:40]!r}")
+    elif spec.type == "date":
+        from spravka.extract.checks import parse_date
+
+        day = parse_date(value)
+        if day is None:
+            raise InputError(f"input '{name}' must be a date (2026-03-05, 05.03.2026, 5 марта 2026), not {value[:40]!r}")
+        value = _written_date(day, language)
+    elif spec.type == "choice" and value not in (spec.choices or []):
+        raise InputError(f"input '{name}' must be one of: {', '.join(spec.choices or [])}; not {value[:40]!r}")
+    if spec.pattern and not re.fullmatch(spec.pattern, value):
+        raise InputError(f"input '{name}' does not match its pattern {spec.pattern}: {value[:40]!r}")
+    return value
+
+
+def _text(name: str, value: str, spec: InputSpec) -> str:
+    if "\x00" in value:
+        raise InputError(f"input '{name}' contains a NUL byte")
+    value = _CONTROL.sub("", value).strip()
+    if spec.type != "text":
+        value = re.sub(r"\s+", " ", value)
+    if len(value) > spec.limit:
+        raise InputError(f"input '{name}' is {len(value)} characters long, over its limit of {spec.limit}")
+    return value
+
+
+_MONTHS_GEN = ("января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
+               "ноября", "декабря")
+
+
+_MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+              "November", "December")
+
+
+def _written_date(day: dt.date, language: str) -> str:
+    """A date as the text should write it («5 марта 2026», "5 March 2026"): the model copies it."""
+    if language == "en":
+        return f"{day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
+    return f"{day.day} {_MONTHS_GEN[day.month - 1]} {day.year}"
+
+
+# ---- outputs -------------------------------------------------------------------------------------------
+_PLACEHOLDER = re.compile(r"\{[^{}\n]{1,40}\}|\[[^\[\]\n]{2,40}\]|<[А-Яа-яA-Za-z ]{2,30}>|\bX{3,}\b|_{3,}|…\s*…")
+_INFORMAL = frozenset({"ты", "тебя", "тебе", "тобой", "тобою", "твой", "твоя", "твоё", "твое", "твои", "твоего",
+                       "твоей", "твоему", "твоим", "твоих", "твою", "твоими"})
+_FORMAL_LOWER = re.compile(r"(?<![.!?…]\s)(?<!^)\b(вы|вас|вам|вами|ваш|ваша|ваше|ваши|вашего|вашей|вашему|вашим|"
+                           r"ваших|вашу|вашими)\b")
+_EMOJI = re.compile("[\U0001f300-\U0001faff\U00002600-\U000027bf\U0001f000-\U0001f2ff]")
+_WORDS = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
+_SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def word_count(text: str) -> int:
+    return len(_WORDS.findall(text))
+
+
+def check_text(text: str, template: TemplateSpec, tone: ToneSpec, *, values: dict[str, str],
+               evidence: str) -> list[Issue]:
+    """Every issue of a generated ``text`` (see the module docstring)."""
+    issues: list[Issue] = []
+    bad = unsupported_facts(_PLACEHOLDER.sub(" ", text), evidence)  # a blank is its own issue
+    if bad:
+        issues.append(Issue("unsupported", "not in the inputs or sources: " + ", ".join(bad[:10])))
+    flat = _flat(text)
+    for name in template.must_include:
+        value = values.get(name)
+        if value and not _includes(text, flat, value, template.inputs[name].type):
+            issues.append(Issue("missing", f"the text must include {name} «{value[:60]}»", name))
+    if m := _PLACEHOLDER.search(text):
+        issues.append(Issue("placeholder", f"a blank is left to fill: «{m.group(0)}»"))
+    if word_count(text) >= 5 and detect_language(text) != template.language:
+        issues.append(Issue("language", f"the text is not in the template's language ({template.language})"))
+    words = [w.lower() for w in _WORDS.findall(text)]
+    if tone.address == "formal" and (informal := sorted(set(words) & _INFORMAL)):
+        issues.append(Issue("address", f"«{informal[0]}» in a tone that addresses readers formally («вы»)"))
+    if tone.capital_vy and (m := _FORMAL_LOWER.search(text)):
+        issues.append(Issue("address", f"«{m.group(0)}» with a small letter; this tone writes «Вы», «Ваш»"))
+    lemmas = " " + _lemmas(text) + " "
+    for phrase in tone.banned:
+        target = _lemmas(phrase)
+        if target and f" {target} " in lemmas:
+            issues.append(Issue("banned", f"«{phrase}» is not in this tone of voice"))
+    n = word_count(text)
+    if n < template.min_words or n > template.max_words:
+        issues.append(Issue("length", f"{n} words; the template wants {template.min_words}–{template.max_words}"))
+    if text.count("!") > tone.max_exclamations:
+        issues.append(Issue("exclamations", f"{text.count('!')} exclamation marks; the tone allows "
+                                            f"{tone.max_exclamations}"))
+    if not tone.emoji and _EMOJI.search(text):
+        issues.append(Issue("emoji", "emoji in a tone without them"))
+    longest = max((word_count(s) for s in _SENTENCES.split(text)), default=0)
+    if longest > tone.max_sentence_words:
+        issues.append(Issue("long_sentence", f"a sentence of {longest} words; the tone's limit is "
+                                             f"{tone.max_sentence_words}"))
+    return issues
+
+
+def _includes(text: str, flat: str, value: str, kind: str) -> bool:
+    """Is ``value`` in the text in some usual spelling (a date as 03.12.2026, a number as 1500)?"""
+    if _flat(value) in flat:
+        return True
+    if kind == "date":
+        from spravka.extract.checks import dates_in, parse_date
+
+        day = parse_date(value)
+        return day is not None and day in dates_in(text)
+    if kind in ("number", "integer"):
+        from spravka.answer.check import numbers_in
+
+        return numbers_in(value) <= numbers_in(text)
+    return False
+
+
+def _lemmas(text: str) -> str:
+    """Every word's lemma, stop words kept («к сожалению» is a phrase, not one word)."""
+    return " ".join(lemma(w) for w in words(text))
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"[\s\u00a0\u202f]+", " ", text.lower().replace("ё", "е")).strip()
