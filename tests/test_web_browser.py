@@ -252,3 +252,36 @@ def test_admin_reviews_an_extracted_invoice_beside_its_text_and_approves_a_corre
     assert item.state == "done" and item.resolution["by"] == "admin" and item.resolution["corrected"] is True
     assert item.resolution["data"]["seller_inn"] == good["seller_inn"] and item.resolution["issues_left"] == []
     assert item.resolution["data"]["items"] == good["items"]  # the table came back as it was shown
+
+
+def test_admin_edits_a_flagged_draft_beside_its_data_and_approves_it(server, browser, tmp_path):
+    sp, srv, admin = server
+    inputs = {"customer_name": "Анна", "order_id": "77-2051", "new_date": "2026-12-03"}
+    r = sp.generator.generate("delay_notice", inputs, tone="domoteka")  # this module's model writes off-topic
+    assert r.status == "review" and {"missing", "length"} <= {i.kind for i in r.issues}, r.to_dict()
+
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+    browser.get(srv.url + "/admin")
+    wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait.until(lambda d: "Обзор" in d.title)
+    browser.get(srv.url + "/admin/inbox")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"a[href='/admin/generate/{r.review_id}']"))[0].click()
+    wait.until(lambda d: d.find_elements(By.ID, "review-form"))
+    assert "77-2051" in browser.find_element(By.ID, "inputs").text  # the data beside the draft
+    assert "missing" in browser.find_element(By.ID, "issues").text
+    box = browser.find_element(By.ID, "text")
+    assert box.get_attribute("value") == r.text
+    mine = ("Здравствуйте, Анна! Заказ 77-2051 приедет позже: новая дата доставки — 3 декабря 2026. "
+            "Простите за ожидание. Мы напишем вам ещё раз, когда курьер выедет, и подскажем, как перенести "
+            "доставку, если этот день неудобен.\n\nКоманда «Домотеки»")
+    box.clear()
+    box.send_keys(mine)
+    browser.save_screenshot(str(tmp_path / "admin-generate-review.png"))
+    browser.find_element(By.ID, "approve").click()
+    wait.until(lambda d: "Принято" in d.page_source)
+    assert console_errors(browser) == []
+
+    item = sp.inbox.get(r.review_id)
+    assert item.state == "done" and item.resolution["by"] == "admin" and item.resolution["edited"] is True
+    assert item.resolution["text"] == mine and item.resolution["issues_left"] == []

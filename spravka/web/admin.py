@@ -490,6 +490,48 @@ async def extract_review_action(item_id: str, request: Request):
     return _back("/admin/inbox", "Принято" + (f"; замечаний осталось: {left}" if left else ""))
 
 
+# ---- generation review --------------------------------------------------------------------------------
+
+def _generation(request: Request, item_id: str):
+    item = _svc(request).sp.inbox.get(item_id[:64])
+    if item is None or item.type != "generation":
+        raise NotFoundError(f"no generation review item '{item_id[:64]}'")
+    return item
+
+
+@router.get("/generate/{item_id}")
+def generate_review(item_id: str, request: Request):
+    """A draft beside its data and passages, with what the checks flag; the text is editable."""
+    p, csrf = _session(request)
+    try:
+        item = _generation(request, item_id)
+    except SpravkaError as e:
+        return _back("/admin/inbox", str(e), error=True)
+    text = (item.resolution or {}).get("text") or item.payload.get("text") or ""
+    issues = (item.resolution or {}).get("issues_left") if item.resolution else item.payload.get("issues")
+    return page("admin/generate.html", **_ctx(request, p, csrf, "inbox", item=item, text=text, issues=issues or []))
+
+
+@router.post("/generate/{item_id}")
+async def generate_review_action(item_id: str, request: Request):
+    p, _ = _session(request)
+    form = await request.form()
+    _check_csrf(request, form.get("csrf"))
+    back = f"/admin/generate/{item_id[:64]}"
+    try:
+        item = _generation(request, item_id)
+        if form.get("action") == "dismiss":
+            _svc(request).sp.inbox.dismiss(item.id, "текст отклонён при проверке", p.key.name)
+            return _back("/admin/inbox", "Отклонено")
+        text = str(form.get("text") or "").replace("\r\n", "\n").strip()[:50_000]
+        unchanged = text == str(item.payload.get("text") or "").strip()
+        done = _svc(request).sp.generator.approve(item.id, None if unchanged else text, p.key.name)
+    except SpravkaError as e:
+        return _back(back, str(e), error=True)
+    left = len((done.resolution or {}).get("issues_left") or [])
+    return _back("/admin/inbox", "Принято" + (f"; замечаний осталось: {left}" if left else ""))
+
+
 # ---- keys -------------------------------------------------------------------------------------------
 
 @router.get("/keys")
