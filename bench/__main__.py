@@ -15,7 +15,7 @@ import traceback
 
 from bench.common import RESULTS, markdown_table
 
-MODULES = ["faq_retrieval", "scale", "answers", "service_load", "scale_backends", "classify", "cache", "extract_sroie"]
+MODULES = ["faq_retrieval", "scale", "answers", "service_load", "scale_backends", "classify", "cache", "extract_sroie", "generate_checks"]
 
 
 def main() -> None:

@@ -96,6 +96,12 @@ def test_a_text_true_to_its_inputs_and_tone_passes():
     assert kinds(GOOD.replace("3 декабря 2026", "03.12.2026")) == []  # a date in another spelling
 
 
+def test_list_numbering_and_sentence_openers_are_not_taken_for_facts():
+    listed = GOOD.replace("Простите за ожидание.", "Дальше можно: 1) Перенести доставку, 2) Забрать заказ самому.")
+    assert kinds(listed) == []
+    assert kinds(" " + GOOD) == []  # a leading space does not make the first word a mid-sentence name
+
+
 def test_invented_facts_are_caught_even_when_copied_from_the_tone_example():
     assert kinds(GOOD.replace("500 рублей", "1000 рублей")) == ["unsupported"]
     assert kinds(GOOD + "\nЗвоните: 8 800 100-20-30.") == ["unsupported"]  # the example's phone: style, not facts

@@ -27,13 +27,14 @@ CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _NUMBER = re.compile(r"\d+(?:[ \u00a0\u202f]\d{3}(?!\d))*")
 _DIGITS = re.compile(r"\d+")
 #: «1. …», «2) …» at the start of a line: list numbering, not a fact
-_LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+")
+#: and «… можно: 1) через сайт, 2) в приложении» inside a line
+_LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+|(?<=[\s:;,])\d{1,2}\)\s+(?=\w)")
 _LATIN_WORD = re.compile(r"\b[A-Za-z][A-Za-z0-9\-]*[A-Za-z0-9]\b")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 #: Latin words are collected by their own pattern
 _LATIN_ONLY = re.compile(r"[A-Za-z0-9\-]+")
 _QUOTED = re.compile(r"«([^»]{2,60})»")
-_SENTENCE_START = re.compile(r"(?:^|[.!?…:]\s+|\n\s*(?:[-–—•*]\s*)?|\]\s+)$")
+_SENTENCE_START = re.compile(r"(?:^\s*|[.!?…:]\s+|\n\s*(?:[-–—•*]\s*)?|\]\s+)$")
 #: capitalised words that are not names: pronouns of address and sentence openers after lists
 _NOT_NAMES = frozenset(
     {"вы", "вам", "вас", "ваш", "ваша", "ваши", "вашего", "вашей", "i", "you", "if", "the", "a", "an"}
@@ -126,7 +127,7 @@ def _name_supported(name: str, lemmas: set[str], lowered: str) -> bool:
 def unsupported_facts(text: str, evidence: str) -> list[str]:
     """The numbers and proper names of ``text`` that ``evidence`` does not contain: the literal
     hallucination check shared by answers and generated texts."""
-    body = _LIST_MARKER.sub("", text)
+    body = _LIST_MARKER.sub("\n", text)  # an item starts a sentence
     unsupported: list[str] = []
     known_numbers = numbers_in(evidence)
     for num in answer_numbers(body):
