@@ -14,7 +14,7 @@ FAQ entry it rests on. Three measurements, each beside a baseline in the same ru
    first version of such a check usually is.
 3. **With a model** (``--model``, optional): the built-in ``support_reply`` template writes replies
    to the first N questions with the gold FAQ entry as its passage, through ``Generator`` (prompt,
-   tone, checks, one retry). How many drafts pass, why the others do not, attempts and seconds.
+   the neutral tone with the company's name, as a deployment sets it; checks, one retry). How many drafts pass, why the others do not, attempts and seconds.
 
     python -m bench.generate_checks                                                 # parts 1-2, seconds
     python -m bench.generate_checks --model qwen2.5-coder-1.5b-instruct-q4_k_m -n 40   # part 3 too
@@ -149,6 +149,10 @@ def measure_model(rows: list[dict[str, Any]], model: str, n: int) -> dict[str, A
 
     gen = Generator(lambda: app.llm, gold_passage, app.inbox, app.outbox, app.settings.generate,
                     log_event=lambda *a, **k: None, default_collection="rutube")
+    # a deployment names its company in its tone (here: the built-in neutral one, plus the name)
+    from spravka.generate import load_tone
+
+    tone = load_tone("neutral").model_copy(update={"name": "rutube", "company": "RUTUBE"})
     statuses: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     attempts: list[int] = []
@@ -156,7 +160,7 @@ def measure_model(rows: list[dict[str, Any]], model: str, n: int) -> dict[str, A
     t0 = time.perf_counter()
     for i, c in enumerate(rows[:n]):
         current["case"] = c
-        r = gen.generate("support_reply", {"request": c["user_question"][:4000]}, tone="neutral")
+        r = gen.generate("support_reply", {"request": c["user_question"][:4000]}, tone=tone)
         statuses[r.status] += 1
         kinds.update({i.kind for i in r.issues})
         attempts.append(r.attempts)
@@ -197,8 +201,8 @@ def main() -> None:
     print(markdown_table(rows, ["invention", "n", "Spravka check", "numbers-only baseline"]))
     if "model" in r:
         m = r["model"]
-        print(f"\n3. {m['n']} replies written by {m['model']} (template support_reply, tone neutral, the gold FAQ entry "
-              f"as the passage): " + ", ".join(f"{k} {v:.0%}" for k, v in m["status"].items())
+        print(f"\n3. {m['n']} replies written by {m['model']} (template support_reply, tone neutral + company RUTUBE, "
+              f"the gold FAQ entry as the passage): " + ", ".join(f"{k} {v:.0%}" for k, v in m["status"].items())
               + f"; attempts {m['mean_attempts']:.2f}; {m['seconds_per_text']:.1f} s per text")
         print("   issues (share of drafts): " + ", ".join(f"{k} {v:.0%}" for k, v in m["issue_kinds"].items()))
     print("saved", save_result(f"generate_checks-{(args.model or 'checks').split('-instruct')[0]}", r))

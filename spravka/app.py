@@ -203,6 +203,19 @@ class Spravka:
         return gen
 
     @cached_property
+    def agents(self):
+        """Governed agents: tools over connectors (CRM, ERP, Jira) and the KB, approvals in the inbox."""
+        from spravka.agents import Agents
+
+        def search(query: str, k: int, flt):
+            hits = self.searcher.search(query, collection=self.settings.collection, k=k, flt=flt).hits
+            return [{"doc_id": h.doc_id, "title": h.title, "text": h.text} for h in hits]
+
+        return Agents(self.settings.agents.dir or self.home / "agents", lambda: self.llm, search, self.inbox,
+                      log_event=lambda kind, payload: self.store.log_event(kind, payload),
+                      events=self.store.events, settings=self.settings.agents)
+
+    @cached_property
     def outbox(self):
         """Deliveries to outside systems, persisted before they are sent."""
         from spravka.store.sql_queues import SqlOutbox

@@ -76,6 +76,6 @@ def llm_server(llm_gguf: Path) -> Iterator[LocalModelServer]:
     """One llama.cpp server with the 0.5B model on loopback, shared by the session's LLM tests."""
     from spravka.models.local import LocalModelServer
 
-    with LocalModelServer(llm_gguf, n_ctx=2048) as srv:
+    with LocalModelServer(llm_gguf, n_ctx=4096) as srv:  # an agent step prompt takes ~2k tokens
         yield srv
 

@@ -103,13 +103,21 @@ def create_app(sp: Any, *, demo_key: str | None = None, close_on_shutdown: bool 
     app.state.service = svc
     errors.install(app)
 
-    from spravka.api import routes_admin, routes_answers, routes_documents, routes_extract, routes_generate
+    from spravka.api import (
+        routes_admin,
+        routes_agents,
+        routes_answers,
+        routes_documents,
+        routes_extract,
+        routes_generate,
+    )
 
     app.include_router(routes_answers.router)
     app.include_router(routes_documents.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_extract.router)
     app.include_router(routes_generate.router)
+    app.include_router(routes_agents.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     def healthz() -> dict:

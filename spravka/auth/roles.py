@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "collections.read": _EDITORS,
     "extract": _EDITORS,
     "generate": _EDITORS,
+    "agents": _EDITORS,
     "keys": _ADMINS,
     "inbox": _ADMINS,
     "events": _ADMINS,

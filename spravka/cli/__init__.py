@@ -6,6 +6,7 @@ groups (ingest/search, models, eval, serve, ...) from growing into one file.
 
 from __future__ import annotations
 
+from spravka.cli import agent as _agent  # noqa: F401  (registers the agent group)
 from spravka.cli import answer as _answer  # noqa: F401  (registers ask/chat)
 from spravka.cli import bot as _bot  # noqa: F401  (registers the bot group)
 from spravka.cli import classify as _classify  # noqa: F401  (registers the classify group)

@@ -72,6 +72,10 @@ class ModelError(SpravkaError):
     http_status = 503
 
 
+class ModelOutputError(ModelError):
+    """The model answered, but not in the shape asked for (JSON that does not fit the schema)."""
+
+
 class ModelUnavailableError(ModelError):
     """The model server is down, timed out, or the circuit breaker is open."""
 

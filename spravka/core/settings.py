@@ -360,6 +360,17 @@ class GenerateSettings(BaseModel):
         return v or None
 
 
+class AgentsSettings(BaseModel):
+    """Governed agents (spravka.agents): tools over connectors, role limits, people approve writes."""
+
+    #: the folder of agent and connector YAML files (default: $SPRAVKA_HOME/agents)
+    dir: Path | None = None
+    #: the person who asked may not approve their own agent's action
+    four_eyes: bool = True
+    #: tokens of one model step (a tool call or the answer)
+    max_tokens: int = Field(600, ge=64, le=8192)
+
+
 class TelegramSettings(BaseModel):
     """The Telegram bot (``spravka bot telegram``; the ``telegram`` extra)."""
 
@@ -417,6 +428,7 @@ class Settings(BaseSettings):
     escalate: EscalateSettings = Field(default_factory=EscalateSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     generate: GenerateSettings = Field(default_factory=GenerateSettings)
+    agents: AgentsSettings = Field(default_factory=AgentsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
 

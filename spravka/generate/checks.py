@@ -155,6 +155,14 @@ _WORDS = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
 _SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
 
 
+def _exclamations(text: str) -> int:
+    """«!» outside the salutation: «Здравствуйте, Анна!» on its own is how Russian letters open."""
+    first, _, rest = text.strip().partition("\n")
+    if word_count(first) <= 5 and first.rstrip().endswith("!") and first.count("!") == 1:
+        return rest.count("!")
+    return text.count("!")
+
+
 def word_count(text: str) -> int:
     return len(_WORDS.findall(text))
 
@@ -188,9 +196,9 @@ def check_text(text: str, template: TemplateSpec, tone: ToneSpec, *, values: dic
     n = word_count(text)
     if n < template.min_words or n > template.max_words:
         issues.append(Issue("length", f"{n} words; the template wants {template.min_words}–{template.max_words}"))
-    if text.count("!") > tone.max_exclamations:
-        issues.append(Issue("exclamations", f"{text.count('!')} exclamation marks; the tone allows "
-                                            f"{tone.max_exclamations}"))
+    marks = _exclamations(text)
+    if marks > tone.max_exclamations:
+        issues.append(Issue("exclamations", f"{marks} exclamation marks; the tone allows {tone.max_exclamations}"))
     if not tone.emoji and _EMOJI.search(text):
         issues.append(Issue("emoji", "emoji in a tone without them"))
     longest = max((word_count(s) for s in _SENTENCES.split(text)), default=0)

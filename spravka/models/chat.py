@@ -35,7 +35,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from spravka.core.errors import ConfigError, ModelError, ModelUnavailableError, SpravkaError
+from spravka.core.errors import ConfigError, ModelError, ModelOutputError, ModelUnavailableError, SpravkaError
 
 #: one chat message in the OpenAI format: ``{"role": "user", "content": "..."}``
 Message = dict[str, Any]
@@ -562,7 +562,7 @@ class OpenAIChatModel:
                         f"{error}\nВерни только исправленный JSON-объект, без пояснений.",
                     },
                 ]
-        raise ModelError(
+        raise ModelOutputError(
             f"LLM '{self.name}' returned output that does not match {schema.__name__} twice: {error}",
             hint="raise max_tokens, simplify the schema, or use a larger model",
         )

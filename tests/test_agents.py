@@ -1,0 +1,339 @@
+"""Governed agents: what an agent may do is decided by our code, whatever the model proposes.
+
+Two kinds of model here:
+
+* ``Planner`` is a SCRIPTED STAND-IN for the LLM. It plays a fixed plan of steps, so these tests
+  check our side of the protocol: argument validation, role limits, the approval policy and
+  four eyes, the write limit, invented arguments, repeated calls, rejections, the audit trail and
+  secrets masked in it. It validates each step against the schema the runner sends, as a server
+  with constrained decoding would, and fails like a server without one when a step does not fit.
+* The REAL local model (0.5B) runs the protocol end to end on a read task.
+
+The CRM, ERP and Jira are the scripted stand-in in ``agent_standin.py`` (real ones cannot run
+here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_standin import Standin
+from pydantic import ValidationError
+
+from spravka.core.errors import ForbiddenError, InputError, ModelOutputError, NotFoundError
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "agents"
+
+
+class Planner:
+    """A scripted stand-in for the LLM (see the module docstring)."""
+
+    name = "scripted-planner"
+
+    def __init__(self, steps: list[dict[str, Any]]) -> None:
+        self.steps = list(steps)
+        self.seen: list[list[dict[str, str]]] = []
+        self.schemas: list[dict[str, Any]] = []
+
+    def chat_json(self, messages, schema, **kw):
+        self.seen.append([dict(m) for m in messages])
+        self.schemas.append(schema.model_json_schema())
+        step = self.steps.pop(0) if self.steps else {"action": "final", "answer": "Готово."}
+        try:
+            return schema.model_validate({"step": step})
+        except ValidationError as e:
+            raise ModelOutputError(f"the answer does not fit the schema: {e.errors()[0]['msg']}") from None
+
+    def close(self) -> None:
+        pass
+
+
+def _home(tmp_path: Path, url: str, **agent_overrides) -> Path:
+    folder = tmp_path / "agents"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in SAMPLES.glob("*.yaml"):
+        (folder / f.name).write_text(f.read_text(encoding="utf-8").replace("http://127.0.0.1:8765", url),
+                                     encoding="utf-8")
+    return folder
+
+
+def _app(tmp_path: Path, url: str, planner: Planner | None = None, **settings):
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+
+    _home(tmp_path, url)
+    app = Spravka(Settings(home=tmp_path, embedder={"provider": "use"}, **settings))
+    if planner is not None:
+        app.__dict__["llm"] = planner
+    return app
+
+
+@pytest.fixture
+def systems(monkeypatch):
+    monkeypatch.setenv("SPRAVKA_CRM_TOKEN", "crm-secret-token")
+    monkeypatch.setenv("SPRAVKA_JIRA_BASIC", "amlyYTpqaXJh")
+    with Standin() as s:
+        yield s
+
+
+def _tool(name: str, **arguments) -> dict[str, Any]:
+    return {"action": "tool", "tool": name, "arguments": arguments}
+
+
+FINAL = {"action": "final", "answer": "Готово."}
+
+
+def test_the_sample_agent_loads_and_bad_specs_are_refused_clearly(tmp_path):
+    from spravka.agents import load_folder
+
+    agents, connectors = load_folder(SAMPLES)
+    assert list(agents) == ["support"] and sorted(connectors) == ["crm", "erp", "jira"]
+
+    def bad(text: str) -> str:
+        folder = tmp_path / f"bad{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "x.yaml").write_text(text, encoding="utf-8")
+        with pytest.raises(InputError) as e:
+            load_folder(folder)
+        return e.value.message
+
+    assert "not among the agent's tools" in bad(
+        "kind: agent\nname: a\ninstructions: Помогай людям\ntools: [kb.search]\napproval: {erp.refund: never}\n")
+    assert "cannot write" in bad("kind: connector\nname: c\nbase_url: http://x\noperations:\n"
+                                 "  op: {description: d, method: GET, path: /x, effect: write}\n")
+    assert "not among the params" in bad("kind: connector\nname: c\nbase_url: http://x\noperations:\n"
+                                         "  op: {description: d, path: '/x/{id}'}\n")
+    assert "kind: agent or kind: connector" in bad("name: a\n")
+
+
+def test_reads_run_at_once_writes_wait_for_someone_else_and_run_once_when_approved(tmp_path, systems):
+    planner = Planner([_tool("crm.find_customer", phone="+79161234567"), _tool("erp.order_status", order_id="77-2051"),
+                       _tool("erp.refund", order_id="77-2051", amount=12490, reason="сломался чайник"),
+                       {"action": "final", "answer": "Возврат 12490 ₽ по заказу 77-2051 оформлен."}])
+    app = _app(tmp_path, systems.url, planner)
+    try:
+        r = app.agents.run("support", "Верни деньги за заказ 77-2051, клиентка +79161234567", actor="ivan",
+                           role="editor")
+        assert r.status == "awaiting_approval" and r.pending == {
+            "tool": "erp.refund", "arguments": {"order_id": "77-2051", "amount": 12490.0, "reason": "сломался чайник"}}
+        assert [s["outcome"] for s in r.steps] == ["ok", "ok", "awaiting_approval"]
+        assert systems.refunds == []  # 12490 > 3000: nothing is paid before a person says yes
+        assert systems.requests[0]["auth"] == "Bearer crm-secret-token"  # from the environment, at call time
+        assert [i.id for i in app.agents.pending()] == [r.approval_id]
+
+        with pytest.raises(ForbiddenError, match="own"):
+            app.agents.approve(r.approval_id, "ivan")  # four eyes
+        done = app.agents.approve(r.approval_id, "olga")
+        assert done.status == "done" and done.answer.startswith("Возврат 12490")
+        assert len(systems.refunds) == 1 and systems.refunds[0]["amount"] == 12490
+        assert systems.requests[-1]["idempotency_key"] == f"spravka-{r.run_id}-3"
+        with pytest.raises(InputError, match="already"):
+            app.agents.approve(r.approval_id, "olga")  # approving twice does not pay twice
+        assert len(systems.refunds) == 1
+
+        trail = app.agents.trail(r.run_id)
+        steps = [(e["kind"], e.get("tool"), e.get("outcome") or e.get("status")) for e in trail]
+        assert steps == [("agent.step", "crm.find_customer", "ok"), ("agent.step", "erp.order_status", "ok"),
+                         ("agent.step", "erp.refund", "awaiting_approval"), ("agent.run", None, "awaiting_approval"),
+                         ("agent.step", "erp.refund", "ok"), ("agent.run", None, "done")]
+        assert trail[4]["approved_by"] == "olga" and all(e["actor"] == "ivan" for e in trail)
+        # the model was told the tool results as data
+        assert any("12490" in m["content"] and m["role"] == "user" for m in planner.seen[2])
+    finally:
+        app.close()
+
+
+def test_a_small_refund_of_a_looked_up_amount_runs_without_a_person(tmp_path, systems):
+    planner = Planner([_tool("erp.order_status", order_id="77-2052"),
+                       _tool("erp.refund", order_id="77-2052", amount=2190, reason="отказ от заказа"), FINAL])
+    app = _app(tmp_path, systems.url, planner)
+    try:
+        r = app.agents.run("support", "Клиент отказался от заказа 77-2052, верни деньги", actor="ivan", role="editor")
+        assert r.status == "done" and [s["outcome"] for s in r.steps] == ["ok", "ok"]
+        assert systems.refunds[0]["amount"] == 2190 and app.agents.pending() == []
+    finally:
+        app.close()
+
+
+def test_invented_arguments_repeated_calls_and_the_write_limit_are_refused(tmp_path, systems):
+    planner = Planner([
+        _tool("erp.refund", order_id="77-2051", amount=100, reason="сломался"),  # 100 ₽: nobody looked it up
+        _tool("erp.order_status", order_id="77-2052"),
+        _tool("erp.order_status", order_id="77-2052"),  # the same call again
+        _tool("erp.refund", order_id="77-2052", amount=2190, reason="a"),
+        _tool("jira.create_issue", summary="Проверить возврат", description="по заказу 77-2052"),
+        _tool("jira.create_issue", summary="Ещё одна задача"),  # the third write of the run
+        FINAL])
+    app = _app(tmp_path, systems.url, planner)
+    try:
+        r = app.agents.run("support", "Верни деньги за 77-2051 и 77-2052", actor="ivan", role="editor")
+        outcomes = [(s["tool"], s["outcome"]) for s in r.steps]
+        assert outcomes == [("erp.refund", "ungrounded"), ("erp.order_status", "ok"), ("erp.order_status", "repeat"),
+                            ("erp.refund", "ok"), ("jira.create_issue", "ok"), ("jira.create_issue", "limit")]
+        assert [x["amount"] for x in systems.refunds] == [2190] and len(systems.issues) == 1
+        assert systems.issues[0]["fields"]["project"] == {"key": "SUP"}  # Jira's nested body from the template
+        assert "amount=100" in r.steps[0]["result"]
+    finally:
+        app.close()
+
+
+def test_a_model_that_keeps_repeating_itself_is_made_to_answer(tmp_path, systems):
+    planner = Planner([_tool("erp.order_status", order_id="77-2052")] * 3 + [
+        _tool("erp.order_status", order_id="77-2052"), {"action": "final", "answer": "Заказ в пути."}])
+    app = _app(tmp_path, systems.url, planner)
+    try:
+        r = app.agents.run("support", "Где заказ 77-2052?", actor="ivan", role="editor")
+        assert r.status == "done" and r.answer == "Заказ в пути."
+        # after two repeats the step schema offers the final answer only, so the 4th call cannot be made
+        assert [s["outcome"] for s in r.steps] == ["ok", "repeat", "repeat", "invalid"]
+        assert "Call_erp_order_status" not in json.dumps(planner.schemas[-1])
+    finally:
+        app.close()
+
+
+def test_role_limits_decide_which_tools_a_run_may_even_propose(tmp_path, systems):
+    change = _tool("crm.update_address", customer_id="c-17", address="Казань, ул. Пушкина, 5")
+    planner = Planner([change, FINAL])
+    app = _app(tmp_path, systems.url, planner)
+    try:
+        r = app.agents.run("support", "Смени адрес клиента c-17 на Казань, ул. Пушкина, 5", actor="ivan",
+                           role="editor")
+        assert "crm.update_address" not in json.dumps(planner.schemas[0])  # not offered to an editor's run
+        assert r.steps[0]["outcome"] == "invalid" and not any(q["method"] == "PATCH" for q in systems.requests)
+        with pytest.raises(ForbiddenError):
+            app.agents.run("support", "Что с заказом 77-2052?", actor="widget", role="user")
+
+        planner.steps = [change, FINAL]
+        r = app.agents.run("support", "Смени адрес клиента c-17 на Казань, ул. Пушкина, 5", actor="olga", role="admin")
+        assert r.status == "awaiting_approval"  # an administrator's run may propose it; a person still approves
+        rejected = app.agents.reject(r.approval_id, "pavel", "клиент передумал")
+        assert rejected.status == "done" and rejected.steps[-1]["outcome"] == "rejected"
+        assert systems.customers["c-17"]["address"] == "Казань, ул. Баумана, 12"
+        assert "клиент передумал" in planner.seen[-1][-1]["content"]  # the model is told why
+    finally:
+        app.close()
+
+
+def test_a_dead_system_and_a_missing_secret_are_told_to_the_model_and_audited(tmp_path, systems, monkeypatch):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    planner = Planner([_tool("erp.order_status", order_id="77-2052"), _tool("crm.find_customer", phone="+79161234567"),
+                       {"action": "final", "answer": "ERP недоступна."}])
+    app = _app(tmp_path, systems.url, planner)
+    erp = tmp_path / "agents" / "erp.yaml"
+    erp.write_text(erp.read_text(encoding="utf-8").replace(systems.url, dead), encoding="utf-8")
+    monkeypatch.delenv("SPRAVKA_CRM_TOKEN")
+    try:
+        r = app.agents.run("support", "Где заказ 77-2052?", actor="ivan", role="editor")
+        assert r.status == "done" and [s["outcome"] for s in r.steps] == ["error", "error"]
+        assert "unreachable" in r.steps[0]["result"] and dead in r.steps[0]["result"]
+        assert "SPRAVKA_CRM_TOKEN" in r.steps[1]["result"] and systems.requests == []
+        assert [e["outcome"] for e in app.agents.trail(r.run_id) if e["kind"] == "agent.step"] == ["error", "error"]
+        with pytest.raises(NotFoundError, match="no agent"):
+            app.agents.run("sales", "x", actor="ivan", role="admin")
+        with pytest.raises(InputError, match="empty"):
+            app.agents.run("support", "  ", actor="ivan", role="admin")
+    finally:
+        app.close()
+
+
+def test_secret_arguments_are_masked_in_the_audit_log_and_the_approval(tmp_path, systems):
+    pay = tmp_path / "agents"
+    app = _app(tmp_path, systems.url, Planner([_tool("pay.charge", card="4111111111111111", amount=500), FINAL]))
+    (pay / "pay.yaml").write_text(
+        "kind: connector\nname: pay\nbase_url: " + systems.url + "/pay\noperations:\n  charge:\n"
+        "    description: Списать деньги с карты.\n    method: POST\n    path: /charges\n    body: [card, amount]\n"
+        "    effect: write\n    params:\n      card: {type: string, required: true, secret: true}\n"
+        "      amount: {type: number, required: true}\n", encoding="utf-8")
+    (pay / "cashier.yaml").write_text("kind: agent\nname: cashier\ninstructions: Принимай оплату по просьбе.\n"
+                                      "tools: [pay.charge]\n", encoding="utf-8")
+    try:
+        r = app.agents.run("cashier", "Спиши 500 с карты 4111111111111111", actor="ivan", role="admin")
+        assert r.status == "awaiting_approval" and r.pending["arguments"]["card"] == "***"
+        logged = json.dumps(list(app.store.events("agent.step")), ensure_ascii=False)
+        assert "4111111111111111" not in logged and "***" in logged
+        item = app.inbox.get(r.approval_id)
+        assert item.payload["pending"]["shown"]["card"] == "***"
+    finally:
+        app.close()
+
+
+def test_the_http_api_runs_approves_and_shows_the_trail(tmp_path, systems):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from spravka.api import create_app
+
+    planner = Planner([_tool("erp.order_status", order_id="77-2051"),
+                       _tool("erp.refund", order_id="77-2051", amount=12490, reason="брак"), FINAL])
+    app = _app(tmp_path, systems.url, planner)
+    editor, _ = app.keys.create("ivan", "editor")
+    user, _ = app.keys.create("widget", "user")
+    admin, _ = app.keys.create("olga", "admin")
+    try:
+        with TestClient(create_app(app, resume_jobs=False)) as client:
+            def h(k: str) -> dict[str, str]:
+                return {"Authorization": f"Bearer {k}"}
+
+            assert [a["name"] for a in client.get("/v1/agents", headers=h(editor)).json()["agents"]] == ["support"]
+            assert client.post("/v1/agents/support/runs", json={"task": "x"}, headers=h(user)).status_code == 403
+            r = client.post("/v1/agents/support/runs", json={"task": "Верни деньги за заказ 77-2051"}, headers=h(editor))
+            body = r.json()
+            assert r.status_code == 200 and body["status"] == "awaiting_approval", body
+            approve = f"/v1/agents/approvals/{body['approval_id']}/approve"
+            assert client.post(approve, headers=h(editor)).status_code == 403  # approving is the inbox's
+            done = client.post(approve, headers=h(admin))
+            assert done.status_code == 200 and done.json()["status"] == "done"
+            assert len(systems.refunds) == 1
+            trail = client.get(f"/v1/agents/runs/{body['run_id']}", headers=h(editor)).json()["events"]
+            assert [e.get("approved_by") for e in trail if e.get("outcome") == "ok"][-1] == "olga"
+            other, _ = app.keys.create("pavel", "editor")
+            assert client.get(f"/v1/agents/runs/{body['run_id']}", headers=h(other)).json()["events"] == []
+            missing = client.post("/v1/agents/nope/runs", json={"task": "x"}, headers=h(editor))
+            assert missing.status_code == 404
+    finally:
+        app.close()
+
+
+@pytest.mark.llm
+def test_the_real_local_model_looks_up_an_order_through_the_protocol(tmp_path, systems, llm_server):
+    app = _app(tmp_path, systems.url, llm={"provider": "llamacpp", "base_url": llm_server.base_url, "timeout_s": 120})
+    try:
+        r = app.agents.run("support", "Какой статус у заказа 77-2052?", actor="ivan", role="editor")
+        assert r.steps and r.steps[0]["tool"] == "erp.order_status", r.to_dict()
+        assert r.steps[0]["arguments"] == {"order_id": "77-2052"} and r.steps[0]["outcome"] == "ok"
+        assert r.status in ("done", "stopped") and systems.refunds == []  # a read task writes nothing
+        assert {e["kind"] for e in app.agents.trail(r.run_id)} == {"agent.step", "agent.run"}
+    finally:
+        app.close()
+
+
+def test_the_cli_lists_agents_and_reports_a_dead_llm_clearly(tmp_path, systems):
+    _home(tmp_path / "home", systems.url)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = {**os.environ, "SPRAVKA_HOME": str(tmp_path / "home"), "SPRAVKA_LLM__PROVIDER": "llamacpp",
+           "SPRAVKA_LLM__BASE_URL": f"http://127.0.0.1:{port}/v1", "SPRAVKA_LLM__TIMEOUT_S": "5"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "spravka", "agent", *args], capture_output=True, text=True,
+                              timeout=300, env=env, cwd=ROOT)
+
+    p = run("list", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)[0]["name"] == "support"
+    p = run("run", "support", "Где заказ 77-2052?")
+    assert p.returncode != 0 and "127.0.0.1" in p.stderr and systems.requests == []
+    p = run("approvals", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout) == []
