@@ -285,3 +285,46 @@ def test_admin_edits_a_flagged_draft_beside_its_data_and_approves_it(server, bro
     item = sp.inbox.get(r.review_id)
     assert item.state == "done" and item.resolution["by"] == "admin" and item.resolution["edited"] is True
     assert item.resolution["text"] == mine and item.resolution["issues_left"] == []
+
+
+def test_admin_approves_an_agents_refund_in_the_inbox(server, browser, tmp_path, monkeypatch):
+    """The plan comes from the scripted stand-in for the LLM of test_agents.py, and the ERP is the
+    scripted stand-in of agent_standin.py; the console, the browser and the approval path are real."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from agent_standin import Standin
+    from test_agents import Planner, _home, _tool
+
+    sp, srv, admin = server
+    with Standin() as systems:
+        folder = _home(tmp_path, systems.url)
+        monkeypatch.setattr(sp.settings.agents, "dir", folder)
+        sp.__dict__.pop("agents", None)
+        planner = Planner([_tool("erp.order_status", order_id="77-2051"),
+                           _tool("erp.refund", order_id="77-2051", amount=12490, reason="брак"),
+                           {"action": "final", "answer": "Возврат оформлен."}])
+        old_llm = sp.__dict__["llm"]
+        sp.__dict__["llm"] = planner
+        try:
+            r = sp.agents.run("support", "Верни деньги за заказ 77-2051", actor="ivan", role="editor")
+            assert r.status == "awaiting_approval"
+            wait = WebDriverWait(browser, 60, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+            browser.get(srv.url + "/admin")
+            wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
+            browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+            wait.until(lambda d: "Обзор" in d.title)
+            browser.get(srv.url + "/admin/inbox?state=open")
+            form = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"form[action='/admin/agents/approvals/{r.approval_id}']"))
+            card = browser.find_element(By.CSS_SELECTOR, "dl.approval")
+            assert "erp.refund" in card.text and "12490" in card.text and "ivan" in card.text
+            browser.save_screenshot(str(tmp_path / "admin-agent-approval.png"))
+            form.find_element(By.CSS_SELECTOR, "button.approve").click()
+            wait.until(lambda d: "Одобрено" in d.page_source)
+            assert console_errors(browser) == []
+            assert len(systems.refunds) == 1 and systems.refunds[0]["amount"] == 12490
+            item = sp.inbox.get(r.approval_id)
+            assert item.state == "done" and item.resolution["by"] == "admin"
+        finally:
+            sp.__dict__["llm"] = old_llm
+            sp.__dict__.pop("agents", None)

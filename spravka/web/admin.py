@@ -532,6 +532,27 @@ async def generate_review_action(item_id: str, request: Request):
     return _back("/admin/inbox", "Принято" + (f"; замечаний осталось: {left}" if left else ""))
 
 
+# ---- agent approvals ----------------------------------------------------------------------------------
+
+@router.post("/agents/approvals/{item_id}")
+async def agent_approval(item_id: str, request: Request):
+    """Approve (the action runs now and the agent goes on) or reject an agent's waiting action."""
+    p, _ = _session(request)
+    form = await request.form()
+    _check_csrf(request, form.get("csrf"))
+    agents = _svc(request).sp.agents
+    try:
+        if form.get("action") == "approve":
+            res = agents.approve(item_id[:64], p.key.name)
+        else:
+            res = agents.reject(item_id[:64], p.key.name, str(form.get("reason") or "").strip()[:1000])
+    except SpravkaError as e:
+        return _back("/admin/inbox", str(e), error=True)
+    tail = {"done": "агент ответил", "awaiting_approval": "агент ждёт следующего одобрения",
+            "stopped": "агент остановлен лимитом"}.get(res.status, res.status)
+    return _back("/admin/inbox", f"{'Одобрено' if form.get('action') == 'approve' else 'Отклонено'}; {tail}")
+
+
 # ---- keys -------------------------------------------------------------------------------------------
 
 @router.get("/keys")
