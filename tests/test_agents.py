@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 from agent_standin import Standin
+from ports import closed_port
 from pydantic import ValidationError
 
 from spravka.core.errors import ForbiddenError, InputError, ModelOutputError, NotFoundError
@@ -223,10 +223,7 @@ def test_role_limits_decide_which_tools_a_run_may_even_propose(tmp_path, systems
 
 
 def test_a_dead_system_and_a_missing_secret_are_told_to_the_model_and_audited(tmp_path, systems, monkeypatch):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    s.close()
+    dead = f"http://127.0.0.1:{closed_port()}"
     planner = Planner([_tool("erp.order_status", order_id="77-2052"), _tool("crm.find_customer", phone="+79161234567"),
                        {"action": "final", "answer": "ERP недоступна."}])
     app = _app(tmp_path, systems.url, planner)
@@ -320,10 +317,7 @@ def test_the_real_local_model_looks_up_an_order_through_the_protocol(tmp_path, s
 
 def test_the_cli_lists_agents_and_reports_a_dead_llm_clearly(tmp_path, systems):
     _home(tmp_path / "home", systems.url)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = closed_port()
     env = {**os.environ, "SPRAVKA_HOME": str(tmp_path / "home"), "SPRAVKA_LLM__PROVIDER": "llamacpp",
            "SPRAVKA_LLM__BASE_URL": f"http://127.0.0.1:{port}/v1", "SPRAVKA_LLM__TIMEOUT_S": "5"}
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ports import closed_port
 
 from spravka.core.errors import InputError, LoaderError, NotFoundError
 from spravka.extract import load_schema
@@ -251,21 +251,13 @@ def test_a_flawed_invoice_goes_to_a_person_once_and_the_decision_is_delivered(tm
         app.close()
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_a_dead_llm_server_fails_each_document_clearly_and_a_rerun_is_safe(tmp_path):
     docs = tmp_path / "in"
     docs.mkdir()
     shutil.copy(SAMPLES / "invoice-001.pdf", docs)
     (docs / "notes.md").write_text("Счёт № 5 от 01.02.2026, итого 100,00 руб.", encoding="utf-8")
     env = {**os.environ, "SPRAVKA_HOME": str(tmp_path / "home"), "SPRAVKA_LLM__PROVIDER": "llamacpp",
-           "SPRAVKA_LLM__BASE_URL": f"http://127.0.0.1:{_closed_port()}/v1", "SPRAVKA_LLM__TIMEOUT_S": "5",
+           "SPRAVKA_LLM__BASE_URL": f"http://127.0.0.1:{closed_port()}/v1", "SPRAVKA_LLM__TIMEOUT_S": "5",
            "COLUMNS": "400"}
 
     def run(*args: str) -> subprocess.CompletedProcess:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ports import closed_port
 
 from spravka.core.errors import InputError, ModelUnavailableError, NotFoundError
 from spravka.generate import describe_builtin, load_template, load_tone
@@ -193,19 +193,11 @@ def test_a_knowledge_template_reads_only_the_callers_documents(kb_app, llm_serve
         app.close()
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_a_dead_llm_server_fails_each_record_clearly_and_a_rerun_is_safe(tmp_path):
     from spravka.app import Spravka
     from spravka.core.settings import Settings
 
-    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
     app = Spravka(Settings(home=tmp_path / "home", llm={"provider": "llamacpp", "base_url": url, "timeout_s": 5}))
     try:
         with pytest.raises(ModelUnavailableError, match="127.0.0.1"):

@@ -180,10 +180,7 @@ def test_admin_logs_in_uploads_and_the_document_becomes_searchable(server, brows
     doc.write_text("# Гостевая парковка\n\nГостевая парковка находится у северного входа, шлагбаум открывает охрана.\n",
                    encoding="utf-8")
     wait = WebDriverWait(browser, 90, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
-    browser.get(srv.url + "/admin")
-    wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    wait.until(lambda d: "Обзор" in d.title)
+    _login(browser, wait, srv, admin)
     browser.save_screenshot(str(tmp_path / "admin-overview.png"))
 
     browser.find_element(By.LINK_TEXT, "Документы").click()
@@ -215,6 +212,13 @@ def test_admin_logs_in_uploads_and_the_document_becomes_searchable(server, brows
     assert r.json()["hits"][0]["doc_id"] == "guest-parking.md"
 
 
+def _login(browser, wait, srv, admin: str) -> None:
+    browser.get(srv.url + "/admin")
+    wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait.until(lambda d: "Обзор" in d.title)
+
+
 def test_admin_reviews_an_extracted_invoice_beside_its_text_and_approves_a_correction(server, browser, tmp_path):
     sp, srv, admin = server
     extract = Path(__file__).resolve().parent.parent / "samples" / "extract"
@@ -229,10 +233,7 @@ def test_admin_reviews_an_extracted_invoice_beside_its_text_and_approves_a_corre
     assert r.status == "review"
 
     wait = WebDriverWait(browser, 60, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
-    browser.get(srv.url + "/admin")
-    wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    wait.until(lambda d: "Обзор" in d.title)
+    _login(browser, wait, srv, admin)
     browser.get(srv.url + "/admin/inbox")
     wait.until(lambda d: d.find_elements(By.LINK_TEXT, "Проверить и принять"))[0].click()
     wait.until(lambda d: d.find_elements(By.ID, "review-form"))
@@ -261,10 +262,7 @@ def test_admin_edits_a_flagged_draft_beside_its_data_and_approves_it(server, bro
     assert r.status == "review" and {"missing", "length"} <= {i.kind for i in r.issues}, r.to_dict()
 
     wait = WebDriverWait(browser, 60, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
-    browser.get(srv.url + "/admin")
-    wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    wait.until(lambda d: "Обзор" in d.title)
+    _login(browser, wait, srv, admin)
     browser.get(srv.url + "/admin/inbox")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"a[href='/admin/generate/{r.review_id}']"))[0].click()
     wait.until(lambda d: d.find_elements(By.ID, "review-form"))
@@ -310,10 +308,7 @@ def test_admin_approves_an_agents_refund_in_the_inbox(server, browser, tmp_path,
             r = sp.agents.run("support", "Верни деньги за заказ 77-2051", actor="ivan", role="editor")
             assert r.status == "awaiting_approval"
             wait = WebDriverWait(browser, 60, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
-            browser.get(srv.url + "/admin")
-            wait.until(lambda d: d.find_element(By.ID, "key")).send_keys(admin)
-            browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-            wait.until(lambda d: "Обзор" in d.title)
+            _login(browser, wait, srv, admin)
             browser.get(srv.url + "/admin/inbox?state=open")
             form = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"form[action='/admin/agents/approvals/{r.approval_id}']"))
             card = browser.find_element(By.CSS_SELECTOR, "dl.approval")

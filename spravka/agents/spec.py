@@ -22,17 +22,16 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     create_model,
     field_validator,
     model_validator,
 )
 
+from spravka.core import specs
 from spravka.core.errors import ConfigError, InputError, NotFoundError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -183,16 +182,6 @@ class AgentSpec(BaseModel):
         return self
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict) or raw.get("kind") not in ("agent", "connector"):
-        raise InputError(f"{path}: a mapping with kind: agent or kind: connector")
-    return raw
-
-
 def load_folder(folder: Path) -> tuple[dict[str, AgentSpec], dict[str, ConnectorSpec]]:
     """Every agent and connector of a folder; a broken file is an error naming it and the place."""
     agents: dict[str, AgentSpec] = {}
@@ -200,13 +189,11 @@ def load_folder(folder: Path) -> tuple[dict[str, AgentSpec], dict[str, Connector
     if not folder.is_dir():
         return agents, connectors
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        raw = _read(path)
+        raw = specs.read("agent file", path)
+        if raw.get("kind") not in ("agent", "connector"):
+            raise InputError(f"{path}: a mapping with kind: agent or kind: connector")
         model: type[AgentSpec] | type[ConnectorSpec] = AgentSpec if raw["kind"] == "agent" else ConnectorSpec
-        try:
-            spec = model.model_validate(raw)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise InputError(f"{path}: {err['msg']} at {'.'.join(str(x) for x in err['loc']) or 'top level'}") from None
+        spec = specs.validate(model, raw, str(path))
         target: dict[str, Any] = agents if isinstance(spec, AgentSpec) else connectors
         if spec.name in target:
             raise InputError(f"{path}: a second {raw['kind']} named '{spec.name}'")

@@ -309,7 +309,21 @@ class DeliverySettings(BaseModel):
     timeout_s: float = Field(10.0, gt=0)
 
 
-class ExtractSettings(BaseModel):
+class _Delivers(BaseModel):
+    """``deliver_to`` of extraction and generation: an outbox target for accepted results
+    (automatic or approved), a webhook for now, e.g. webhook:https://erp/hook."""
+
+    deliver_to: str | None = None
+
+    @field_validator("deliver_to")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        if v and not v.startswith("webhook:"):
+            raise ValueError("deliver_to is an outbox target: webhook:https://…")
+        return v or None
+
+
+class ExtractSettings(_Delivers):
     """Structured extraction (spravka.extract): documents to schema-valid JSON, people check the doubtful."""
 
     #: characters of document text the model reads (longer documents are flagged as truncated)
@@ -327,18 +341,10 @@ class ExtractSettings(BaseModel):
     ocr_dpi: int = Field(300, ge=72, le=600)
     ocr_max_pages: int = Field(20, ge=1, le=1000)
     ocr_binary: str = "tesseract"
-    #: an outbox target for accepted records (automatic or approved), e.g. webhook:https://erp/hook
-    deliver_to: str | None = None
-
-    @field_validator("deliver_to")
-    @classmethod
-    def _target(cls, v: str | None) -> str | None:
-        if v and not v.startswith("webhook:"):
-            raise ValueError("deliver_to is an outbox target: webhook:https://…")
-        return v or None
 
 
-class GenerateSettings(BaseModel):
+
+class GenerateSettings(_Delivers):
     """Text generation (spravka.generate): templates in the company's tone of voice, checked."""
 
     #: the tone of voice when a request names none: a built-in name or a path to a .yaml file
@@ -349,15 +355,7 @@ class GenerateSettings(BaseModel):
     retries: int = Field(1, ge=0, le=3)
     #: when a review item is made: issues (a check failed), always, never
     review: Literal["issues", "always", "never"] = "issues"
-    #: an outbox target for accepted texts (automatic or approved), e.g. webhook:https://crm/hook
-    deliver_to: str | None = None
 
-    @field_validator("deliver_to")
-    @classmethod
-    def _target(cls, v: str | None) -> str | None:
-        if v and not v.startswith("webhook:"):
-            raise ValueError("deliver_to is an outbox target: webhook:https://…")
-        return v or None
 
 
 class AgentsSettings(BaseModel):

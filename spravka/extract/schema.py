@@ -20,10 +20,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from spravka.core.errors import InputError, NotFoundError
+from spravka.core import specs
+from spravka.core.errors import InputError
 
 BUILTIN = Path(__file__).resolve().parent / "schemas"
 FieldType = Literal["string", "number", "integer", "date", "boolean", "list"]
@@ -130,7 +130,7 @@ def _describe(f: FieldSpec) -> str:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN.glob("*.yaml"))
+    return specs.builtin_names(BUILTIN)
 
 
 def describe_builtin() -> list[dict[str, Any]]:
@@ -142,23 +142,5 @@ def describe_builtin() -> list[dict[str, Any]]:
 
 def load_schema(name_or_path: str | Path) -> Schema:
     """A built-in schema by name, or a YAML file."""
-    p = Path(name_or_path)
-    if p.suffix.lower() not in (".yaml", ".yml"):
-        p = BUILTIN / f"{name_or_path}.yaml"
-        if not p.is_file():
-            raise NotFoundError(f"no extraction schema '{name_or_path}'",
-                                hint=f"built-in: {', '.join(builtin_names())}; or a path to a .yaml schema")
-    elif not p.is_file():
-        raise NotFoundError(f"schema file {p} not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"schema {p} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"schema {p} must be a mapping with 'name' and 'fields'")
-    try:
-        spec = SchemaSpec.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise InputError(f"schema {p}: {err['msg']} at {'.'.join(str(x) for x in err['loc']) or 'top level'}") from None
-    return Schema(spec, str(p))
+    spec, path = specs.load("extraction schema", BUILTIN, name_or_path, SchemaSpec)
+    return Schema(spec, str(path))

@@ -23,10 +23,9 @@ import string
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from spravka.core.errors import InputError, NotFoundError
+from spravka.core import specs
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -159,51 +158,22 @@ def render(text: str, values: dict[str, str]) -> str:
     return text.format_map({k: values.get(k, "") for k in placeholders(text)})
 
 
-def _names(folder: Path) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.yaml"))
-
-
 def template_names() -> list[str]:
-    return _names(TEMPLATES)
+    return specs.builtin_names(TEMPLATES)
 
 
 def tone_names() -> list[str]:
-    return _names(TONES)
-
-
-def _load(kind: str, folder: Path, name_or_path: str | Path, model: type[BaseModel]) -> Any:
-    p = Path(name_or_path)
-    if p.suffix.lower() not in (".yaml", ".yml"):
-        p = folder / f"{name_or_path}.yaml"
-        if not _NAME.match(str(name_or_path)) or not p.is_file():
-            raise NotFoundError(f"no {kind} '{str(name_or_path)[:64]}'",
-                                hint=f"built-in: {', '.join(_names(folder))}; or a path to a .yaml file")
-    elif not p.is_file():
-        raise NotFoundError(f"{kind} file {p} not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(f"{kind} {p} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"{kind} {p} must be a mapping")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "top level"
-        raise InputError(f"{kind} {p}: {err['msg']} at {where}") from None
+    return specs.builtin_names(TONES)
 
 
 def load_template(name_or_path: str | Path) -> TemplateSpec:
     """A built-in template by name, or a YAML file."""
-    spec: TemplateSpec = _load("template", TEMPLATES, name_or_path, TemplateSpec)
-    return spec
+    return specs.load("template", TEMPLATES, name_or_path, TemplateSpec)[0]
 
 
 def load_tone(name_or_path: str | Path) -> ToneSpec:
     """A built-in tone of voice by name, or a YAML file."""
-    spec: ToneSpec = _load("tone", TONES, name_or_path, ToneSpec)
-    return spec
+    return specs.load("tone", TONES, name_or_path, ToneSpec)[0]
 
 
 def describe_builtin() -> dict[str, list[dict[str, Any]]]:

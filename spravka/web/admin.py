@@ -411,12 +411,17 @@ async def inbox_action(request: Request):
 
 # ---- extraction review --------------------------------------------------------------------------------
 
+def _review_item(request: Request, item_id: str, type_: str):
+    item = _svc(request).sp.inbox.get(item_id[:64])
+    if item is None or item.type != type_:
+        raise NotFoundError(f"no {type_} review item '{item_id[:64]}'")
+    return item
+
+
 def _extraction(request: Request, item_id: str):
     from spravka.extract import load_schema
 
-    item = _svc(request).sp.inbox.get(item_id[:64])
-    if item is None or item.type != "extraction":
-        raise NotFoundError(f"no extraction review item '{item_id[:64]}'")
+    item = _review_item(request, item_id, "extraction")
     return item, load_schema(item.payload.get("schema_source") or item.payload["schema"])
 
 
@@ -492,19 +497,12 @@ async def extract_review_action(item_id: str, request: Request):
 
 # ---- generation review --------------------------------------------------------------------------------
 
-def _generation(request: Request, item_id: str):
-    item = _svc(request).sp.inbox.get(item_id[:64])
-    if item is None or item.type != "generation":
-        raise NotFoundError(f"no generation review item '{item_id[:64]}'")
-    return item
-
-
 @router.get("/generate/{item_id}")
 def generate_review(item_id: str, request: Request):
     """A draft beside its data and passages, with what the checks flag; the text is editable."""
     p, csrf = _session(request)
     try:
-        item = _generation(request, item_id)
+        item = _review_item(request, item_id, "generation")
     except SpravkaError as e:
         return _back("/admin/inbox", str(e), error=True)
     text = (item.resolution or {}).get("text") or item.payload.get("text") or ""
@@ -519,7 +517,7 @@ async def generate_review_action(item_id: str, request: Request):
     _check_csrf(request, form.get("csrf"))
     back = f"/admin/generate/{item_id[:64]}"
     try:
-        item = _generation(request, item_id)
+        item = _review_item(request, item_id, "generation")
         if form.get("action") == "dismiss":
             _svc(request).sp.inbox.dismiss(item.id, "текст отклонён при проверке", p.key.name)
             return _back("/admin/inbox", "Отклонено")
