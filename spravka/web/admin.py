@@ -55,6 +55,14 @@ def _session(request: Request) -> tuple[Principal, str]:
     return p, csrf_token(raw)
 
 
+async def _posted(request: Request):
+    """The admin and the form of a console POST, its CSRF token checked."""
+    p, _ = _session(request)
+    form = await request.form()
+    _check_csrf(request, form.get("csrf"))
+    return p, form
+
+
 def _check_csrf(request: Request, token: object) -> None:
     """``token``: the form field as it came (a file upload in its place fails like a wrong token)."""
     raw = request.cookies.get(COOKIE) or ""
@@ -237,10 +245,8 @@ async def upload(request: Request):
 
 
 async def _doc_action(request: Request, kind: str) -> RedirectResponse:
-    p, _ = _session(request)
+    p, form = await _posted(request)
     svc = _svc(request)
-    form = await request.form()
-    _check_csrf(request, form.get("csrf"))
     coll = str(form.get("collection") or svc.sp.settings.collection)
     doc_id = str(form.get("doc_id") or "")
     try:
@@ -334,10 +340,8 @@ def analytics_csv(request: Request):
 async def analytics_action(request: Request):
     from spravka.analytics.actions import add_to_golden, draft_kb_entry
 
-    p, _ = _session(request)
+    p, form = await _posted(request)
     svc = _svc(request)
-    form = await request.form()
-    _check_csrf(request, form.get("csrf"))
     days = _days(form.get("days"))
     ids = [i for i in str(form.get("ids") or "").split(",") if i][:200]
     question = str(form.get("question") or "").strip()[:1000]
@@ -378,10 +382,8 @@ def inbox(request: Request):
 
 @router.post("/inbox/action")
 async def inbox_action(request: Request):
-    p, _ = _session(request)
+    p, form = await _posted(request)
     svc = _svc(request)
-    form = await request.form()
-    _check_csrf(request, form.get("csrf"))
     item_id = str(form.get("id") or "")[:64]
     action = str(form.get("action") or "")
     text = str(form.get("text") or "").strip()[:4000]
@@ -464,9 +466,7 @@ def _form_value(raw: str, kind: str, name: str) -> Any:
 
 @router.post("/extract/{item_id}")
 async def extract_review_action(item_id: str, request: Request):
-    p, _ = _session(request)
-    form = await request.form()
-    _check_csrf(request, form.get("csrf"))
+    p, form = await _posted(request)
     back = f"/admin/extract/{item_id[:64]}"
     try:
         item, schema = _extraction(request, item_id)
@@ -512,9 +512,7 @@ def generate_review(item_id: str, request: Request):
 
 @router.post("/generate/{item_id}")
 async def generate_review_action(item_id: str, request: Request):
-    p, _ = _session(request)
-    form = await request.form()
-    _check_csrf(request, form.get("csrf"))
+    p, form = await _posted(request)
     back = f"/admin/generate/{item_id[:64]}"
     try:
         item = _review_item(request, item_id, "generation")
@@ -535,9 +533,7 @@ async def generate_review_action(item_id: str, request: Request):
 @router.post("/agents/approvals/{item_id}")
 async def agent_approval(item_id: str, request: Request):
     """Approve (the action runs now and the agent goes on) or reject an agent's waiting action."""
-    p, _ = _session(request)
-    form = await request.form()
-    _check_csrf(request, form.get("csrf"))
+    p, form = await _posted(request)
     agents = _svc(request).sp.agents
     try:
         if form.get("action") == "approve":
@@ -583,10 +579,8 @@ async def create_key(request: Request):
 
 @router.post("/keys/revoke")
 async def revoke_key(request: Request):
-    p, _ = _session(request)
+    p, form = await _posted(request)
     svc = _svc(request)
-    form = await request.form()
-    _check_csrf(request, form.get("csrf"))
     key_id = str(form.get("id") or "")[:64]
     k = svc.keys.get(key_id)
     if k is None:
