@@ -189,6 +189,7 @@ def test_a_knowledge_template_reads_only_the_callers_documents(kb_app, llm_serve
         assert not any(s["doc_id"].startswith("hr/") for s in public.sources), public.sources
         assert any(s["doc_id"].startswith("hr/") for s in staff.sources), staff.sources
         assert public.text and public.status in ("ok", "review") and public.attempts in (1, 2)
+        assert public.digest != staff.digest  # a person's approved text is never reused across groups
     finally:
         app.close()
 

@@ -136,7 +136,10 @@ class Generator:
         collection = (tpl.knowledge.collection if tpl.knowledge else None) or collection or self.default_collection
         digest = hashlib.sha256(json.dumps(
             {"template": tpl.model_dump(), "tone": tn.model_dump(), "values": values,
-             "collection": collection if tpl.knowledge else None}, ensure_ascii=False, sort_keys=True).encode()
+             "collection": collection if tpl.knowledge else None,
+             # passages depend on the caller's groups: an approved text never crosses them
+             "groups": sorted(flt.groups) if tpl.knowledge and flt and flt.groups is not None else None},
+            ensure_ascii=False, sort_keys=True).encode()
         ).hexdigest()[:24]
         res = GenerationResult(tpl.name, tn.name, "ok", digest=digest)
         t = time.perf_counter()
