@@ -166,6 +166,7 @@ def test_a_small_refund_of_a_looked_up_amount_runs_without_a_person(tmp_path, sy
 def test_invented_arguments_repeated_calls_and_the_write_limit_are_refused(tmp_path, systems):
     planner = Planner([
         _tool("erp.refund", order_id="77-2051", amount=100, reason="сломался"),  # 100 ₽: nobody looked it up
+        _tool("erp.refund", order_id="77-2051", amount=100, reason="сломался"),  # our refusal quoted it: still no
         _tool("erp.order_status", order_id="77-2052"),
         _tool("erp.order_status", order_id="77-2052"),  # the same call again
         _tool("erp.refund", order_id="77-2052", amount=2190, reason="a"),
@@ -176,7 +177,8 @@ def test_invented_arguments_repeated_calls_and_the_write_limit_are_refused(tmp_p
     try:
         r = app.agents.run("support", "Верни деньги за 77-2051 и 77-2052", actor="ivan", role="editor")
         outcomes = [(s["tool"], s["outcome"]) for s in r.steps]
-        assert outcomes == [("erp.refund", "ungrounded"), ("erp.order_status", "ok"), ("erp.order_status", "repeat"),
+        assert outcomes == [("erp.refund", "ungrounded"), ("erp.refund", "ungrounded"), ("erp.order_status", "ok"),
+                            ("erp.order_status", "repeat"),
                             ("erp.refund", "ok"), ("jira.create_issue", "ok"), ("jira.create_issue", "limit")]
         assert [x["amount"] for x in systems.refunds] == [2190] and len(systems.issues) == 1
         assert systems.issues[0]["fields"]["project"] == {"key": "SUP"}  # Jira's nested body from the template

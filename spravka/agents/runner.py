@@ -138,6 +138,7 @@ class Agents:
         tools = self.tools_for(spec, role)
         state = {"run_id": uuid.uuid4().hex[:12], "agent": spec.name, "actor": actor, "role": role,
                  "groups": list(flt.groups) if flt and flt.groups is not None else None, "step": 0, "writes": 0,
+                 "evidence": [task],
                  "steps": [], "messages": [{"role": "system", "content": self._system(spec, tools)},
                                            {"role": "user", "content": task}]}
         return self._loop(spec, state)
@@ -209,11 +210,12 @@ class Agents:
                 self._observe(state, name, args, "repeat", "этот вызов уже сделан, его результат выше: используй "
                                                            "его, вызови другой инструмент или дай ответ", tool=tool)
                 continue
-            invented = _ungrounded(tool, args, state["messages"])
+            invented = _ungrounded(tool, args, state["evidence"])
             if invented:
+                shown = tool.masked(args)
                 self._observe(state, name, args, "ungrounded",
                               "этих значений нет ни в задаче, ни в результатах инструментов: "
-                              + ", ".join(f"{k}={args[k]}" for k in invented)
+                              + ", ".join(f"{k}={shown[k]}" for k in invented)
                               + ". Узнай их инструментом или спроси пользователя; не придумывай.", tool=tool)
                 continue
             if tool.effect == "write" and state["writes"] >= spec.limits.max_writes:
@@ -233,8 +235,10 @@ class Agents:
             result, outcome = observation(tool.call(args, ctx)), "ok"
         except ToolError as e:
             result, outcome = f"ошибка: {e}", "error"
-        if tool.effect == "write" and outcome == "ok":
-            state["writes"] += 1
+        if outcome == "ok":
+            state["evidence"].append(result)  # what a later write may take its arguments from
+            if tool.effect == "write":
+                state["writes"] += 1
         self._observe(state, tool.name, args, outcome, result, tool=tool, approved_by=approved_by,
                       ms=round((time.perf_counter() - t) * 1000, 1))
 
@@ -315,14 +319,15 @@ class Agents:
         return sorted(rows, key=lambda e: e["id"])
 
 
-def _ungrounded(tool: Tool, args: dict[str, Any], messages: list[dict[str, str]]) -> list[str]:
-    """The arguments of a write that occur neither in the task nor in a tool result: a refund of
-    an amount nobody looked up is an invented amount, however small."""
+def _ungrounded(tool: Tool, args: dict[str, Any], evidence: list[str]) -> list[str]:
+    """The arguments of a write that occur neither in the task nor in a successful tool result
+    (never in our own messages to the model, which quote the refused value): a refund of an amount
+    nobody looked up is an invented amount, however small."""
     if not tool.grounded:
         return []
     from spravka.extract.checks import Document
 
-    seen = Document("\n".join(m["content"] for m in messages if m["role"] == "user"))
+    seen = Document("\n".join(evidence))
     out = []
     for k in sorted(tool.grounded & set(args)):
         v = args[k]
