@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 from agent_standin import Standin
-from ports import closed_port
+from helpers import bearer as h
+from helpers import closed_port
 from pydantic import ValidationError
 
 from spravka.core.errors import ForbiddenError, InputError, ModelOutputError, NotFoundError
@@ -281,9 +282,6 @@ def test_the_http_api_runs_approves_and_shows_the_trail(tmp_path, systems):
     admin, _ = app.keys.create("olga", "admin")
     try:
         with TestClient(create_app(app, resume_jobs=False)) as client:
-            def h(k: str) -> dict[str, str]:
-                return {"Authorization": f"Bearer {k}"}
-
             assert [a["name"] for a in client.get("/v1/agents", headers=h(editor)).json()["agents"]] == ["support"]
             assert client.post("/v1/agents/support/runs", json={"task": "x"}, headers=h(user)).status_code == 403
             r = client.post("/v1/agents/support/runs", json={"task": "Верни деньги за заказ 77-2051"}, headers=h(editor))

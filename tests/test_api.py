@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from helpers import bearer as h
 
 pytest.importorskip("fastapi")
 
@@ -45,10 +46,6 @@ def api(kb_app):
     app = create_app(kb_app, resume_jobs=False)
     with TestClient(app) as client:
         yield client, keys
-
-
-def h(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_ask_answers_with_citations_from_the_keys_groups(api):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import bearer as h
 
 pytest.importorskip("fastapi")
 
@@ -40,10 +41,6 @@ def env(tmp_path_factory):
     with TestClient(app) as client:
         yield sp, app, client, keys
     sp.close()
-
-
-def h(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def wait_job(c, key: str, job_id: str, timeout: float = 120) -> dict:

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ports import closed_port
+from helpers import bearer as h
+from helpers import closed_port
 
 from spravka.core.errors import InputError, LoaderError, NotFoundError
 from spravka.extract import load_schema
@@ -298,9 +299,6 @@ def test_the_http_api_extracts_uploads_and_text_and_takes_approvals(tmp_path, ll
     admin, _ = app.keys.create("olga", "admin")
     try:
         with TestClient(create_app(app, resume_jobs=False)) as client:
-            def h(k: str) -> dict[str, str]:
-                return {"Authorization": f"Bearer {k}"}
-
             names = [s["name"] for s in client.get("/v1/extract/schemas", headers=h(editor)).json()["schemas"]]
             assert names == ["contract", "invoice", "receipt"]
             assert client.post("/v1/extract/text", json={"text": RECEIPT, "schema": "receipt"}, headers=h(user)

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ports import closed_port
+from helpers import bearer as h
+from helpers import closed_port
 
 from spravka.core.errors import InputError, ModelUnavailableError, NotFoundError
 from spravka.generate import describe_builtin, load_template, load_tone
@@ -250,9 +251,6 @@ def test_the_http_api_generates_and_takes_approvals(tmp_path, llm_server):
             "inputs": {"customer_name": "Анна", "order_id": "77-2051", "new_date": "03.12.2026"}}
     try:
         with TestClient(create_app(app, resume_jobs=False)) as client:
-            def h(k: str) -> dict[str, str]:
-                return {"Authorization": f"Bearer {k}"}
-
             listed = client.get("/v1/generate/templates", headers=h(editor)).json()
             assert "delay_notice" in {t["name"] for t in listed["templates"]}
             assert client.post("/v1/generate", json=body, headers=h(user)).status_code == 403
