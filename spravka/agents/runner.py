@@ -27,7 +27,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, create_model
 
 from spravka.agents.spec import AgentSpec, Approval, ConnectorSpec, find_agent, load_folder
-from spravka.agents.tools import Tool, ToolContext, ToolError, http_tools, kb_tool, observation
+from spravka.agents.tools import Tool, ToolContext, ToolError, http_tool, kb_tool, observation
 from spravka.core.errors import (
     ConfigError,
     ForbiddenError,
@@ -84,6 +84,7 @@ class Agents:
         self.settings = settings
         self._http_client = http_client
         self._loaded: tuple[dict[str, AgentSpec], dict[str, ConnectorSpec]] | None = None
+        self._tools: dict[tuple[str, str], dict[str, Tool]] = {}
 
     # ---- specs and tools -----------------------------------------------------------------------------
     def _specs(self) -> tuple[dict[str, AgentSpec], dict[str, ConnectorSpec]]:
@@ -98,7 +99,14 @@ class Agents:
         return find_agent(self._specs()[0], name, self.folder)
 
     def tools_for(self, spec: AgentSpec, role: str) -> dict[str, Tool]:
-        """The agent's tools that ``role`` may use. A tool no connector provides is a config error."""
+        """The agent's tools that ``role`` may use (built once per agent and role, like the specs
+        they come from). A tool no connector provides is a config error."""
+        key = (spec.name, role)
+        if key not in self._tools:
+            self._tools[key] = self._build_tools(spec, role)
+        return self._tools[key]
+
+    def _build_tools(self, spec: AgentSpec, role: str) -> dict[str, Tool]:
         connectors = self._specs()[1]
         out: dict[str, Tool] = {}
         for name in spec.tools:
@@ -112,7 +120,7 @@ class Agents:
             c = connectors.get(conn)
             if c is None or op not in c.operations:
                 raise ConfigError(f"agent '{spec.name}' uses {name}, which no connector in {self.folder} provides")
-            out[name] = next(t for t in http_tools(c, self._http_client) if t.name == name)
+            out[name] = http_tool(c, op, self._http_client)
         return out
 
     def needs_approval(self, spec: AgentSpec, tool: Tool, args: dict[str, Any]) -> bool:
@@ -169,9 +177,7 @@ class Agents:
         try:
             return self._steps(spec, state)
         except SpravkaError as e:  # a dead LLM server, a full context: the trail still says how it ended
-            self.log_event("agent.run", {"run_id": state["run_id"], "agent": state["agent"], "actor": state["actor"],
-                                         "status": "failed", "steps": state["step"], "writes": state["writes"],
-                                         "error": e.message})
+            self._run_event(state, "failed", error=e.message)
             raise
 
     def _steps(self, spec: AgentSpec, state: dict[str, Any]) -> RunResult:
@@ -249,8 +255,7 @@ class Agents:
                  "effect": tool.effect if tool else None, "approved_by": approved_by}
         state["steps"].append({**entry, "result": text[:500]})
         state["messages"].append({"role": "user", "content": f"Результат {name} ({outcome}): {text}"})
-        self.log_event("agent.step", {"run_id": state["run_id"], "agent": state["agent"], "actor": state["actor"],
-                                      "role": state["role"], **entry, "ms": ms})
+        self._step_event(state, entry, ms=ms)
 
     def _suspend(self, spec: AgentSpec, state: dict[str, Any], tool: Tool, args: dict[str, Any]) -> RunResult:
         pending = {"tool": tool.name, "arguments": args, "shown": tool.masked(args), "effect": tool.effect,
@@ -260,18 +265,23 @@ class Agents:
         entry = {"step": state["step"], "tool": tool.name, "arguments": tool.masked(args),
                  "outcome": "awaiting_approval", "effect": tool.effect, "approved_by": None}
         state["steps"].append(entry)
-        self.log_event("agent.step", {"run_id": state["run_id"], "agent": state["agent"], "actor": state["actor"],
-                                      "role": state["role"], **entry, "approval_id": item.id})
-        self.log_event("agent.run", {"run_id": state["run_id"], "agent": state["agent"], "actor": state["actor"],
-                                     "status": "awaiting_approval", "steps": state["step"], "approval_id": item.id})
+        self._step_event(state, entry, approval_id=item.id)
+        self._run_event(state, "awaiting_approval", approval_id=item.id)
         return RunResult(state["run_id"], state["agent"], "awaiting_approval", steps=state["steps"],
                          approval_id=item.id, pending={"tool": tool.name, "arguments": tool.masked(args)})
 
     def _finish(self, state: dict[str, Any], status: str, answer: str) -> RunResult:
-        self.log_event("agent.run", {"run_id": state["run_id"], "agent": state["agent"], "actor": state["actor"],
-                                     "status": status, "steps": state["step"], "writes": state["writes"],
-                                     "answer": answer})
+        self._run_event(state, status, answer=answer)
         return RunResult(state["run_id"], state["agent"], status, answer, state["steps"])
+
+    # ---- the audit trail: one step event per step, one run event per end (or wait) ----------------------
+    def _step_event(self, state: dict[str, Any], entry: dict[str, Any], **extra: Any) -> None:
+        self.log_event("agent.step", {"run_id": state["run_id"], "agent": state["agent"], "actor": state["actor"],
+                                      "role": state["role"], **entry, **extra})
+
+    def _run_event(self, state: dict[str, Any], status: str, **extra: Any) -> None:
+        self.log_event("agent.run", {"run_id": state["run_id"], "agent": state["agent"], "actor": state["actor"],
+                                     "status": status, "steps": state["step"], "writes": state["writes"], **extra})
 
     # ---- approvals -----------------------------------------------------------------------------------
     def _pending_item(self, item_id: str):

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from spravka.agents.spec import ConnectorSpec, OperationSpec, ParamSpec, params_model
+from spravka.agents.spec import ConnectorSpec, OperationSpec, params_model
 from spravka.core.errors import ConfigError
 from spravka.core.filters import Filter
 
@@ -83,13 +83,9 @@ class Tool:
         return {k: ("***" if k in self.secret else v) for k, v in arguments.items()}
 
 
-def http_tools(spec: ConnectorSpec, client_factory: Callable[[], httpx.Client] | None = None) -> list[Tool]:
-    """One tool per operation of a connector."""
-    return [_http_tool(spec, name, op, client_factory) for name, op in spec.operations.items()]
-
-
-def _http_tool(spec: ConnectorSpec, name: str, op: OperationSpec,
-               client_factory: Callable[[], httpx.Client] | None) -> Tool:
+def http_tool(spec: ConnectorSpec, name: str, client_factory: Callable[[], httpx.Client] | None = None) -> Tool:
+    """The tool of one operation of a connector."""
+    op: OperationSpec = spec.operations[name]
     tool_name = f"{spec.name}.{name}"
 
     def call(args: dict[str, Any], ctx: ToolContext) -> Any:
@@ -163,4 +159,4 @@ def observation(result: Any) -> str:
     return text if len(text) <= MAX_OBSERVATION else text[:MAX_OBSERVATION] + " …(обрезано)"
 
 
-__all__ = ["MAX_OBSERVATION", "ParamSpec", "Tool", "ToolContext", "ToolError", "http_tools", "kb_tool", "observation"]
+__all__ = ["MAX_OBSERVATION", "Tool", "ToolContext", "ToolError", "http_tool", "kb_tool", "observation"]
