@@ -34,7 +34,7 @@ from pydantic import (
 from spravka.core import specs
 from spravka.core.errors import ConfigError, InputError, NotFoundError
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_NAME = specs.NAME
 _TOOL = re.compile(r"^[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,63}$")
 _ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 _PY = {"string": str, "number": float, "integer": int, "boolean": bool}

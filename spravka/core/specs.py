@@ -14,7 +14,8 @@ from pydantic import BaseModel, ValidationError
 from spravka.core.errors import InputError, NotFoundError
 
 M = TypeVar("M", bound=BaseModel)
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: the names of specs and of their fields: lower case letters, digits and _
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def builtin_names(folder: Path) -> list[str]:
@@ -26,7 +27,7 @@ def find(kind: str, folder: Path, name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.suffix.lower() not in (".yaml", ".yml"):
         p = folder / f"{name_or_path}.yaml"
-        if not _NAME.match(str(name_or_path)) or not p.is_file():
+        if not NAME.match(str(name_or_path)) or not p.is_file():
             raise NotFoundError(f"no {kind} '{str(name_or_path)[:64]}'",
                                 hint=f"built-in: {', '.join(builtin_names(folder))}; or a path to a .yaml file")
     elif not p.is_file():

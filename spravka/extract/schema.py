@@ -15,7 +15,6 @@ that both describes the fields to the model and constrains generation where the 
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +28,7 @@ BUILTIN = Path(__file__).resolve().parent / "schemas"
 FieldType = Literal["string", "number", "integer", "date", "boolean", "list"]
 Check = Literal["inn", "kpp", "bik", "account", "corr_account"]
 Rule = Literal["item_amounts", "items_total", "vat"]
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_NAME = specs.NAME
 _PY = {"string": str, "number": float, "integer": int, "date": str, "boolean": bool}
 
 

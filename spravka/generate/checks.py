@@ -29,10 +29,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from spravka.answer.check import unsupported_facts
+from spravka.answer.check import numbers_in, unsupported_facts
 from spravka.answer.language import detect_language
 from spravka.core.errors import InputError
 from spravka.core.text.lemmas import lemma, words
+from spravka.extract.checks import dates_in, parse_date
 from spravka.generate.template import InputSpec, TemplateSpec, ToneSpec
 
 #: kinds reported without sending the text to a person
@@ -105,8 +106,6 @@ def _coerce(name: str, spec: InputSpec, raw: Any, language: str) -> str:
         if spec.type == "integer" and not number.is_integer():
             raise InputError(f"input '{name}' must be a whole number, not {value[:40]!r}")
     elif spec.type == "date":
-        from spravka.extract.checks import parse_date
-
         day = parse_date(value)
         if day is None:
             raise InputError(f"input '{name}' must be a date (2026-03-05, 05.03.2026, 5 марта 2026), not {value[:40]!r}")
@@ -213,13 +212,9 @@ def _includes(text: str, flat: str, value: str, kind: str) -> bool:
     if _flat(value) in flat:
         return True
     if kind == "date":
-        from spravka.extract.checks import dates_in, parse_date
-
         day = parse_date(value)
         return day is not None and day in dates_in(text)
     if kind in ("number", "integer"):
-        from spravka.answer.check import numbers_in
-
         return numbers_in(value) <= numbers_in(text)
     return False
 

@@ -30,7 +30,7 @@ from spravka.core import specs
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 TONES = HERE / "tones"
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_NAME = specs.NAME
 InputType = Literal["string", "text", "number", "integer", "date", "choice", "list"]
 
 
