@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +299,90 @@ def test_the_http_api_runs_approves_and_shows_the_trail(tmp_path, systems):
             assert client.get(f"/v1/agents/runs/{body['run_id']}", headers=h(other)).json()["events"] == []
             missing = client.post("/v1/agents/nope/runs", json={"task": "x"}, headers=h(editor))
             assert missing.status_code == 404
+    finally:
+        app.close()
+
+
+class _Killed(BaseException):
+    """The process stops here (like kill -9: no handler runs, nothing after it is written)."""
+
+
+def _approve_and_die(app, approval_id: str, monkeypatch, *, after_the_system: bool) -> None:
+    """Approve, and stop the process before (or just after) the action reaches the system."""
+    from spravka.agents import runner
+
+    def die(*a, **kw):
+        raise _Killed
+
+    if after_the_system:  # the refund is paid; the process dies before it writes the step down
+        real = runner.Agents._observe
+
+        def observe(self, state, name, args, outcome, text, **kw):
+            if kw.get("approved_by"):
+                raise _Killed
+            return real(self, state, name, args, outcome, text, **kw)
+
+        monkeypatch.setattr(runner.Agents, "_observe", observe)
+    else:
+        monkeypatch.setattr(runner.Agents, "_execute", die)
+    with pytest.raises(_Killed):
+        app.agents.approve(approval_id, "olga")
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("after_the_system", [False, True], ids=["before-the-system", "after-the-system"])
+def test_an_approval_interrupted_by_a_crash_is_carried_out_once_by_the_next_process(
+        tmp_path, systems, monkeypatch, after_the_system):
+    plan = [_tool("erp.order_status", order_id="77-2051"),
+            _tool("erp.refund", order_id="77-2051", amount=12490, reason="брак")]
+    app = _app(tmp_path, systems.url, Planner(plan))
+    r = app.agents.run("support", "Верни деньги за заказ 77-2051", actor="ivan", role="editor")
+    _approve_and_die(app, r.approval_id, monkeypatch, after_the_system=after_the_system)
+    app.close()
+    assert len(systems.refunds) == (1 if after_the_system else 0)
+
+    # the next process: the approval is closed, so nobody can approve it again, and the run never went on
+    planner = Planner([{"action": "final", "answer": "Возврат оформлен."}])
+    app = _app(tmp_path, systems.url, planner)
+    try:
+        assert app.agents.pending() == []
+        assert app.agents.interrupted() == []  # younger than agents.recover_after_s: maybe still running
+        assert [i.id for i in app.agents.interrupted(min_age_s=0)] == [r.approval_id]
+        [done] = app.agents.recover(min_age_s=0)
+        assert done.run_id == r.run_id and done.status == "done" and done.answer == "Возврат оформлен."
+        assert len(systems.refunds) == 1  # paid once: the retry went out with the first try's key
+        keys = [q["idempotency_key"] for q in systems.requests if q["path"] == "/erp/refunds"]
+        assert keys == [f"spravka-{r.run_id}-2"] * (2 if after_the_system else 1)
+        trail = app.agents.trail(r.run_id)
+        paid = [e for e in trail if e.get("tool") == "erp.refund" and e.get("outcome") == "ok"]
+        assert len(paid) == 1 and paid[0]["approved_by"] == "olga" and paid[0]["recovered"] is True
+        assert trail[-1]["kind"] == "agent.run" and trail[-1]["status"] == "done"
+        assert app.agents.interrupted(min_age_s=0) == [] and app.agents.recover(min_age_s=0) == []  # once
+    finally:
+        app.close()
+
+
+def test_the_server_carries_out_an_interrupted_approval_when_it_starts(tmp_path, systems, monkeypatch):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from spravka.api import create_app
+
+    plan = [_tool("erp.order_status", order_id="77-2051"),
+            _tool("erp.refund", order_id="77-2051", amount=12490, reason="брак")]
+    app = _app(tmp_path, systems.url, Planner(plan))
+    r = app.agents.run("support", "Верни деньги за заказ 77-2051", actor="ivan", role="editor")
+    _approve_and_die(app, r.approval_id, monkeypatch, after_the_system=False)
+    app.close()
+
+    app = _app(tmp_path, systems.url, Planner([FINAL]), agents={"recover_after_s": 0})
+    try:
+        with TestClient(create_app(app, resume_jobs=True)):
+            deadline = time.monotonic() + 30
+            while not systems.refunds and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert len(systems.refunds) == 1
+        assert app.agents.trail(r.run_id)[-1]["status"] == "done"
     finally:
         app.close()
 

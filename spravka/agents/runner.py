@@ -17,6 +17,7 @@ the model, which tells the user.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +41,8 @@ from spravka.core.filters import Filter
 from spravka.store.queues import Inbox, InboxState
 
 TYPE = "approval"
+#: how a run ends, or waits again: after one of these, an approval's run has gone on
+_ENDS = ("done", "stopped", "failed", "awaiting_approval")
 
 _PROTOCOL = (
     "Ты действуешь по шагам. На каждом шаге ответь одним JSON-объектом:\n"
@@ -234,7 +237,7 @@ class Agents:
         return self._finish(state, "stopped", f"Остановлен: не уложился в {spec.limits.max_steps} шагов.")
 
     def _execute(self, state: dict[str, Any], tool: Tool, args: dict[str, Any], flt: Filter | None, *,
-                 approved_by: str | None) -> None:
+                 approved_by: str | None, recovered: bool = False) -> None:
         ctx = ToolContext(state["run_id"], state["step"], state["actor"], state["role"], flt)
         t = time.perf_counter()
         try:
@@ -246,13 +249,16 @@ class Agents:
             if tool.effect == "write":
                 state["writes"] += 1
         self._observe(state, tool.name, args, outcome, result, tool=tool, approved_by=approved_by,
-                      ms=round((time.perf_counter() - t) * 1000, 1))
+                      ms=round((time.perf_counter() - t) * 1000, 1), recovered=recovered)
 
     def _observe(self, state: dict[str, Any], name: str, args: dict[str, Any], outcome: str, text: str, *,
-                 tool: Tool | None = None, approved_by: str | None = None, ms: float | None = None) -> None:
+                 tool: Tool | None = None, approved_by: str | None = None, ms: float | None = None,
+                 recovered: bool = False) -> None:
         shown = tool.masked(args) if tool else args
         entry = {"step": state["step"], "tool": name, "arguments": shown, "outcome": outcome,
                  "effect": tool.effect if tool else None, "approved_by": approved_by}
+        if recovered:
+            entry["recovered"] = True
         state["steps"].append({**entry, "result": text[:500]})
         state["messages"].append({"role": "user", "content": f"Результат {name} ({outcome}): {text}"})
         self._step_event(state, entry, ms=ms)
@@ -303,10 +309,60 @@ class Agents:
         tool = self.tools_for(spec, state["role"]).get(pending["tool"])
         if tool is None:
             raise ForbiddenError(f"role '{state['role']}' may no longer use {pending['tool']}")
-        self.inbox.resolve(item.id, {"approved": True, "tool": pending["tool"], "arguments": pending["shown"]}, actor)
+        self.inbox.resolve(item.id, {"approved": True, "by": actor, "tool": pending["tool"],
+                                     "arguments": pending["shown"]}, actor)
+        return self._resume(spec, state, tool, pending, actor)
+
+    def _resume(self, spec: AgentSpec, state: dict[str, Any], tool: Tool, pending: dict[str, Any], actor: str,
+                **extra: Any) -> RunResult:
+        """Run the approved action (its idempotency key is ``spravka-<run>-<step>``, the same on every
+        try) and let the model go on."""
         flt = Filter(groups=tuple(state["groups"])) if state["groups"] is not None else None
-        self._execute(state, tool, tool.validate(pending["arguments"]), flt, approved_by=actor)
+        self._execute(state, tool, tool.validate(pending["arguments"]), flt, approved_by=actor, **extra)
         return self._loop(spec, state)
+
+    # ---- recovery: an approval the process did not live to carry out -----------------------------------
+    def interrupted(self, *, min_age_s: float | None = None, limit: int = 500) -> list[Any]:
+        """Approved actions whose run never went on: the process stopped after the approval and
+        before the run's next end or wait (a crash, a deploy, a kill -9). An approval younger than
+        ``min_age_s`` (``agents.recover_after_s``) may still be running in another process, so it is
+        left alone."""
+        age = self.settings.recover_after_s if min_age_s is None else min_age_s
+        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)).isoformat(timespec="seconds")
+        approved = [i for i in self.inbox.list(type=TYPE, state=InboxState.DONE, limit=limit)
+                    if (i.resolution or {}).get("approved") and i.updated_at <= cutoff]
+        if not approved:
+            return []
+        ends: dict[str, list[dict[str, Any]]] = {}
+        for e in self._events("agent.run", limit=limit * 20):
+            ends.setdefault(e.get("run_id", ""), []).append(e)
+        out = []
+        for item in approved:
+            runs = ends.get(item.ref or "", [])
+            wait = next((e["id"] for e in runs if e.get("approval_id") == item.id), None)
+            if wait is not None and not any(e["id"] > wait and e.get("status") in _ENDS for e in runs):
+                out.append(item)
+        return out
+
+    def recover(self, *, min_age_s: float | None = None) -> list[RunResult]:
+        """Carry out every interrupted approval (see :meth:`interrupted`) and let its run go on.
+        Safe to repeat: the action goes out with the same idempotency key as the first try, so a
+        system that honours it does it once; its step is marked ``recovered`` in the trail."""
+        results = []
+        for item in self.interrupted(min_age_s=min_age_s):
+            state = dict(item.payload)
+            pending = state.pop("pending")
+            spec = self.agent(state["agent"])
+            tool = self.tools_for(spec, state["role"]).get(pending["tool"])
+            by = (item.resolution or {}).get("by") or item.assignee or "?"
+            if tool is None:
+                self._run_event(state, "failed", error=f"role '{state['role']}' may no longer use {pending['tool']}")
+                continue
+            try:
+                results.append(self._resume(spec, state, tool, pending, by, recovered=True))
+            except SpravkaError:  # the trail says how it ended (failed); the next item still runs
+                continue
+        return results
 
     def reject(self, item_id: str, actor: str, reason: str = "") -> RunResult:
         """A person says no: the model is told why, and tells the user."""

@@ -88,9 +88,11 @@ def create_app(sp: Any, *, demo_key: str | None = None, close_on_shutdown: bool 
                     log.info("resumed %d unfinished job(s)", n)
             except Exception:  # noqa: BLE001 - a broken job row must not stop the server
                 log.exception("cannot resume unfinished jobs")
+            svc.start_recovery()
         yield
         if dispatch and "dispatcher" in sp.__dict__:
             sp.dispatcher.stop()
+        svc.stop_recovery()
         svc.close()
         if close_on_shutdown:
             sp.close()

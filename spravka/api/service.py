@@ -102,6 +102,7 @@ class Service:
         self._warm_lock = threading.Lock()
         self._warm_started = False
         self.warm_error: str | None = None
+        self._recovery: threading.Event | None = None
 
     # ---- auth -------------------------------------------------------------------------------
     def authenticate(self, raw: str | None) -> Principal:
@@ -119,6 +120,38 @@ class Service:
             self.metrics.rate_limited.inc()
             raise RateLimitedError(f"too many requests for this key; retry in {wait:.1f} s", retry_after=wait)
         return Principal(key)
+
+    # ---- agents: approvals a stopped process did not carry out ------------------------------------
+    def start_recovery(self, interval_s: float = 60.0) -> None:
+        """Every ``interval_s``, carry out approved agent actions whose run stopped with its
+        process (``Agents.recover``); nothing runs when there are no agents."""
+        if self._recovery is not None:
+            return
+        try:
+            if not self.sp.agents.available():
+                return
+        except Exception:  # noqa: BLE001 - a broken agent file is reported where agents are used
+            log.exception("agents cannot load: no recovery of interrupted approvals")
+            return
+        stop = threading.Event()
+
+        def loop() -> None:
+            while True:
+                try:
+                    for r in self.sp.agents.recover():
+                        log.warning("carried out an interrupted approval: run %s is now %s", r.run_id, r.status)
+                except Exception:  # noqa: BLE001 - try again next time; the approval stays visible
+                    log.exception("recovery of interrupted approvals failed")
+                if stop.wait(interval_s):
+                    return
+
+        self._recovery = stop
+        threading.Thread(target=loop, name="spravka-agent-recovery", daemon=True).start()
+
+    def stop_recovery(self) -> None:
+        if self._recovery is not None:
+            self._recovery.set()
+            self._recovery = None
 
     # ---- readiness ----------------------------------------------------------------------------
     def warm_up(self, *, background: bool = True) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from spravka.cli.base import app, console, grid, out, print_json, state
 
-agent_app = typer.Typer(no_args_is_help=True, help="Governed agents: list | run | approvals | approve | reject | trail.")
+agent_app = typer.Typer(no_args_is_help=True, help="Governed agents: list | run | approvals | approve | reject | trail | recover.")
 app.add_typer(agent_app, name="agent")
 
 _OUTCOME = {"ok": "[green]ok[/]", "error": "[red]ошибка[/]", "denied": "[red]запрещено[/]",
@@ -25,6 +25,7 @@ def _me(actor: str | None) -> str:
 def _show(r: dict[str, Any]) -> None:
     for s in r["steps"]:
         by = f" [dim](одобрил {s['approved_by']})[/]" if s.get("approved_by") and s["outcome"] == "ok" else ""
+        by += " [dim](после перезапуска)[/]" if s.get("recovered") else ""
         console.print(f"{s['step']}. {s['tool']} {json.dumps(s['arguments'], ensure_ascii=False)} → "
                       f"{_OUTCOME.get(s['outcome'], s['outcome'])}{by}")
     if r["status"] == "awaiting_approval":
@@ -92,6 +93,37 @@ def reject(item_id: str = typer.Argument(...), reason: str = typer.Option("", "-
     """Reject a waiting action: the agent is told why and answers without it."""
     r = state.spravka().agents.reject(item_id, _me(actor), reason).to_dict()
     print_json(r) if json_out else _show(r)
+
+
+@agent_app.command("recover")
+def recover(
+    min_age: float | None = typer.Option(None, "--min-age", help="Seconds since the approval (default "
+                                         "agents.recover_after_s); younger ones may still be running elsewhere."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the interrupted approvals; carry out nothing."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Carry out approved actions whose run stopped with its process (a crash, a deploy), with the
+    same idempotency key as the first try, and let each run go on. `spravka serve` does this by itself."""
+    agents = state.spravka().agents
+    if dry_run:
+        rows = [{"id": i.id, "run_id": i.ref, "tool": i.payload["pending"]["tool"], "approved_at": i.updated_at,
+                 "approved_by": (i.resolution or {}).get("by") or i.assignee} for i in agents.interrupted(min_age_s=min_age)]
+        if json_out:
+            print_json(rows)
+        elif not rows:
+            console.print("[green]прерванных одобрений нет[/]")
+        else:
+            grid(["approval", "run", "action", "approved", "by"],
+                 [[r["id"], r["run_id"] or "", r["tool"], r["approved_at"][:19], r["approved_by"] or ""] for r in rows])
+        return
+    results = [r.to_dict() for r in agents.recover(min_age_s=min_age)]
+    if json_out:
+        print_json(results)
+        return
+    if not results:
+        console.print("[green]прерванных одобрений нет[/]")
+    for r in results:
+        _show(r)
 
 
 @agent_app.command("trail")

@@ -367,6 +367,9 @@ class AgentsSettings(BaseModel):
     four_eyes: bool = True
     #: tokens of one model step (a tool call or the answer)
     max_tokens: int = Field(600, ge=64, le=8192)
+    #: an approved action whose run has not gone on for this long was interrupted (a crash, a
+    #: deploy): ``spravka agent recover`` and the server's recovery loop carry it out
+    recover_after_s: float = Field(900.0, ge=0)
 
 
 class TelegramSettings(BaseModel):
