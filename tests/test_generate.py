@@ -195,6 +195,77 @@ def test_a_knowledge_template_reads_only_the_callers_documents(kb_app, llm_serve
         app.close()
 
 
+class _Writer:
+    """A scripted stand-in for the LLM: the text for each order number in the prompt, so every way a
+    golden case can go is played exactly."""
+
+    name = "scripted-writer"
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+
+    def chat(self, messages, **kw):
+        from types import SimpleNamespace
+
+        prompt = messages[-1]["content"] if messages[-1]["role"] == "user" else messages[1]["content"]
+        order = next(k for k in self.texts if k in prompt)
+        return SimpleNamespace(text=self.texts[order])
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_golden_set_of_texts_is_scored_and_the_checks_judged_as_a_gate(tmp_path):
+    from spravka.app import Spravka
+    from spravka.core.filters import Filter
+    from spravka.core.settings import Settings
+    from spravka.evaluate.texts import evaluate_texts, load_text_cases, render_texts
+
+    body = ("Простите, что доставка задерживается: мы сделаем всё, чтобы вы получили покупку как можно скорее, "
+            "и будем держать вас в курсе.")
+    writer = _Writer({
+        "77-1001": f"Анна, ваш заказ 77-1001 приедет 3 декабря 2026 года. {body}",       # right, passes
+        "77-1002": f"Борис, ваш заказ 77-1002 приедет немного позже. {body}",             # no date: wrong, caught
+        "77-1003": f"Вера, заказ 77-1003 приедет 5 декабря 2026 года. {body} Звоните +7 999 123-45-67.",  # right, flagged
+    })
+    golden = tmp_path / "texts.jsonl"
+    rows = [{"id": f"c{i}", "template": "delay_notice", "inputs": {"customer_name": name, "order_id": f"77-100{i}",
+                                                                  "new_date": day},
+             "must_include": [f"77-100{i}", day], "must_not_include": ["скидк"]}
+            for i, name, day in ((1, "Анна", "2026-12-03"), (2, "Борис", "2026-12-04"), (3, "Вера", "2026-12-05"))]
+    rows[0]["reference"] = "Анна, заказ 77-1001 привезём 3 декабря 2026 года. Простите за ожидание."
+    rows.append({"id": "c4", "template": "delay_notice", "inputs": {"customer_name": "Гоша", "order_id": "77 1004!",
+                                                                    "new_date": "2026-12-06"}, "must_include": ["x"]})
+    golden.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+
+    app = Spravka(Settings(home=tmp_path / "home", embedder={"provider": "use"},
+                           generate={"tone": "domoteka", "retries": 0}))
+    app.__dict__["llm"] = writer
+    try:
+        cases = load_text_cases(golden)
+        summary, results = evaluate_texts(cases, lambda c: app.generator.generate(
+            c.template, c.inputs, flt=Filter(groups=()), review=False, deliver=False), embed=app.embedder.embed_queries)
+        assert [(r.id, r.status, r.right) for r in results] == [
+            ("c1", "ok", True), ("c2", "review", False), ("c3", "review", True), ("c4", "failed", False)]
+        assert results[1].missing == ["2026-12-04"] and "missing" in results[1].issues
+        assert "unsupported" in results[2].issues and "pattern" in (results[3].error or "")
+        assert summary["n"] == 4 and summary["right"] == 0.5 and summary["accepted"] == 0.25
+        assert summary["wrong_caught"] == 1.0 and summary["right_flagged"] == 0.5 and summary["failed"] == 1
+        assert summary["issues"]["missing"] == summary["issues"]["unsupported"] == round(1 / 3, 4)
+        assert results[0].similarity is not None and results[0].similarity > 0.5 and results[1].similarity is None
+        assert app.inbox.list() == [] and app.outbox.list() == []  # an evaluation queues and sends nothing
+        html = render_texts(summary, results, title="t", meta="m")
+        assert html.count("<svg") == 2 and html.index("<td>c2</td>") < html.index("<td>c1</td>")  # wrong texts first
+    finally:
+        app.close()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"template": "delay_notice", "inputs": {}}), encoding="utf-8")
+    with pytest.raises(InputError, match="nothing to score"):
+        load_text_cases(bad)
+    sample = load_text_cases(ROOT / "samples" / "golden" / "texts.jsonl")  # the bundled set is valid as it is
+    assert len(sample) == 10 and all(validate_inputs(load_template(c.template), c.inputs)[0] for c in sample)
+
+
 def test_a_dead_llm_server_fails_each_record_clearly_and_a_rerun_is_safe(tmp_path):
     from spravka.app import Spravka
     from spravka.core.settings import Settings
@@ -234,6 +305,14 @@ def test_a_dead_llm_server_fails_each_record_clearly_and_a_rerun_is_safe(tmp_pat
     assert p.returncode == 2 and "built-in" in p.stderr
     p = run("templates", "--json")
     assert p.returncode == 0 and "delay_notice" in {t["name"] for t in json.loads(p.stdout)["templates"]}
+    golden = tmp_path / "texts.jsonl"
+    golden.write_text(json.dumps({"id": "x", "template": "announcement", "inputs": {"topic": "Субботник", "details":
+                                  "Во дворе офиса."}, "must_include": ["субботник"]}, ensure_ascii=False), encoding="utf-8")
+    p = subprocess.run([sys.executable, "-m", "spravka", "eval", "texts", "-g", str(golden), "--json", "--details"],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert p.returncode == 1, p.stderr  # an evaluation that could not run is not a score of 0
+    result = json.loads(p.stdout)
+    assert result["failed"] == 1 and "127.0.0.1" in result["texts"][0]["error"]
 
 
 @pytest.mark.llm

@@ -16,7 +16,7 @@ from spravka.core.types import DocStatus
 from spravka.evaluate.golden import GoldenItem, load_golden
 from spravka.evaluate.retrieval import evaluate_retrieval
 
-eval_app = typer.Typer(help="Evaluate on golden sets: retrieval, answers, reports, compare, calibrate.",
+eval_app = typer.Typer(help="Evaluate on golden sets: retrieval, answers, texts, extraction; reports, compare, calibrate.",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -287,3 +287,56 @@ def eval_extract(
         if not r.right:
             bad = [k for k, ok in r.fields.items() if not ok]
             out.print(f"[yellow]{Path(r.file).name}[/] ({r.status}): {', '.join(bad) or r.error}")
+
+
+@eval_app.command("texts")
+def eval_texts(
+    golden: Path = GoldenOpt,
+    tone: str | None = typer.Option(None, "--tone", help="The tone for cases without their own (default generate.tone)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object with the metrics."),
+    details: bool = typer.Option(False, "--details", help="With --json: include every text."),
+    html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML report with charts."),
+) -> None:
+    """Text generation on a golden set: how many texts say what they must (and nothing they must
+    not), how many the checks pass, how many wrong texts they catch, issues by kind, seconds.
+    Nothing is queued for review or delivered."""
+    from spravka.core.filters import Filter
+    from spravka.evaluate.texts import evaluate_texts, load_text_cases, render_texts, to_json
+
+    sp = state.spravka()
+    cases = load_text_cases(golden)
+    gen = sp.generator
+
+    def generate(case):
+        return gen.generate(case.template, case.inputs, tone=case.tone or tone,
+                            flt=Filter(groups=tuple(case.groups or ())), review=False, deliver=False)
+
+    with Progress(console=console, disable=json_out) as bar:
+        task = bar.add_task("texts", total=len(cases))
+        summary, results = evaluate_texts(cases, generate, embed=sp.embedder.embed_queries,
+                                          progress=lambda: bar.advance(task))
+    if html:
+        meta = f"{golden.name} · {len(cases)} cases · {sp.settings.llm.model or sp.settings.llm.provider} · " \
+               f"{dt.datetime.now().isoformat(timespec='seconds')}"
+        html.write_text(render_texts(summary, results, title="Spravka: text generation", meta=meta), encoding="utf-8")
+    if json_out:
+        print_json(to_json(summary, results if details else None))
+        raise typer.Exit(1 if summary["failed"] else 0)
+    t = Table(title=f"text generation on {golden.name} ({summary['n']} cases)")
+    for col in ("right", "accepted", "flagged", "wrong caught", "right flagged", "attempts", "p50 s", "similarity"):
+        t.add_column(col, justify="right")
+    sim = summary["similarity"]
+    t.add_row(*(f"{summary[k]:.3f}" for k in ("right", "accepted", "flagged", "wrong_caught", "right_flagged")),
+              f"{summary['attempts']:.2f}", f"{summary['p50_s']:.1f}", "-" if sim is None else f"{sim:.3f}")
+    out.print(t)
+    if summary["issues"]:
+        out.print("issues: " + ", ".join(f"{k} {v:.0%}" for k, v in summary["issues"].items()))
+    for r in results:
+        if not r.right:
+            why = r.error or "; ".join(filter(None, ["lacks " + ", ".join(r.missing) if r.missing else "",
+                                                     "says " + ", ".join(r.forbidden) if r.forbidden else ""]))
+            out.print(f"[yellow]{r.id}[/] ({r.template}, {r.status}): {why}", highlight=False)
+    if html:
+        console.print(f"report: [bold]{html}[/]")
+    if summary["failed"]:
+        raise typer.Exit(1)  # an error (bad inputs, a dead server) is not a score: say so to scripts

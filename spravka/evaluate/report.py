@@ -25,7 +25,7 @@ th{background:#f1f5f9} tr.fail td{background:#fef2f2} tr.ok td{background:#fff}
 """
 
 
-def _cards(title: str, metrics: dict[str, Any] | None) -> str:
+def cards(title: str, metrics: dict[str, Any] | None) -> str:
     if not metrics:
         return ""
     cells = "".join(
@@ -33,6 +33,15 @@ def _cards(title: str, metrics: dict[str, Any] | None) -> str:
         for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
     )
     return f"<h2>{escape(title)}</h2><div class='cards'>{cells}</div>"
+
+
+def page(title: str, meta: str, body: str, *, heading: str | None = None) -> str:
+    """One self-contained report page: ``meta`` is escaped text, ``body`` is HTML, ``heading`` HTML."""
+    return f"""<!doctype html><html lang="ru"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{_CSS}</style></head><body>
+<h1>{heading or escape(title)}</h1><div class="meta">{escape(meta)}</div>
+{body}
+</body></html>"""
 
 
 def _v(v: Any) -> str:
@@ -101,15 +110,11 @@ def render_run(run: EvalRun, title: str = "Spravka evaluation") -> str:
         grounded = [x["groundedness"] for x in answered if x.get("groundedness") is not None]
         if grounded:
             charts.append(histogram({"answers": grounded}, title="Groundedness per answer", lo=0.0, hi=1.0, bins=10))
-    meta = " · ".join(escape(f"{k}: {v}") for k, v in m.items() if k in (
+    meta = " · ".join(f"{k}: {v}" for k, v in m.items() if k in (
         "created_at", "collection", "golden", "questions", "embedder", "answer_mode", "llm_model", "threshold"))
-    return f"""<!doctype html><html lang="ru"><head><meta charset="utf-8"><title>{escape(title)}</title>
-<style>{_CSS}</style></head><body>
-<h1>{escape(title)}</h1><div class="meta">{meta}</div>
-<div class="charts">{''.join(charts)}</div>
-{_cards('Retrieval', run.retrieval)}{_cards('Answers', run.answers)}{_cards('Operations', run.operations)}
-<h2>Questions (failures first)</h2>{_question_rows(run)}
-</body></html>"""
+    return page(title, meta, f"""<div class="charts">{''.join(charts)}</div>
+{cards('Retrieval', run.retrieval)}{cards('Answers', run.answers)}{cards('Operations', run.operations)}
+<h2>Questions (failures first)</h2>{_question_rows(run)}""")
 
 
 def render_comparison(cmp: Comparison, a: EvalRun, b: EvalRun) -> str:
@@ -129,10 +134,9 @@ def render_comparison(cmp: Comparison, a: EvalRun, b: EvalRun) -> str:
         for c in sorted(cmp.changes, key=lambda c: c.better))
     verdict = "<span class='good'>no regressions</span>" if cmp.ok else \
         f"<span class='bad'>{len(cmp.regressions)} regression(s)</span>"
-    return f"""<!doctype html><html lang="ru"><head><meta charset="utf-8"><title>Spravka comparison</title>
-<style>{_CSS}</style></head><body><h1>Comparison: {verdict}</h1>
-<div class="meta">A: {escape(str(a.meta.get('created_at')))} · B: {escape(str(b.meta.get('created_at')))}</div>
+    return page("Spravka comparison", f"A: {a.meta.get('created_at')} · B: {b.meta.get('created_at')}", f"""
 <div class="charts">{chart}</div>
 <h2>Metrics</h2><table><tr><th>metric</th><th>A</th><th>B</th><th>Δ</th></tr>{''.join(rows)}</table>
 <h2>Questions that changed ({len(cmp.improved)} better, {len(cmp.worsened)} worse)</h2>
-<table><tr><th>id</th><th>question</th><th>what</th><th>change</th></tr>{changes}</table></body></html>"""
+<table><tr><th>id</th><th>question</th><th>what</th><th>change</th></tr>{changes}</table>""",
+                heading=f"Comparison: {verdict}")

@@ -207,6 +207,19 @@ def check_text(text: str, template: TemplateSpec, tone: ToneSpec, *, values: dic
     return issues
 
 
+def mentions(text: str, phrase: str) -> bool:
+    """Does ``text`` say ``phrase``: as written, as a date in any spelling, as the same numbers,
+    or in other word forms («возврат денег» in «возврата денег»)? For golden sets."""
+    if _includes(text, _flat(text), phrase, "string"):
+        return True
+    if parse_date(phrase) is not None and _includes(text, "", phrase, "date"):
+        return True
+    if re.fullmatch(r"[\d\s.,]+", phrase.strip() or "x") and _includes(text, "", phrase, "number"):
+        return True
+    target = _lemmas(phrase)
+    return bool(target) and f" {target} " in f" {_lemmas(text)} "
+
+
 def _includes(text: str, flat: str, value: str, kind: str) -> bool:
     """Is ``value`` in the text in some usual spelling (a date as 03.12.2026, a number as 1500)?"""
     if _flat(value) in flat:
