@@ -303,6 +303,59 @@ def test_the_http_api_runs_approves_and_shows_the_trail(tmp_path, systems):
         app.close()
 
 
+def test_a_tool_budget_across_runs_stops_the_call_that_would_break_it_even_after_approval(tmp_path, systems):
+    refund = lambda order, amount: _tool("erp.refund", order_id=order, amount=amount, reason="брак")  # noqa: E731
+    planner = Planner([refund("77-2052", 2190), FINAL, refund("77-2053", 2190), FINAL,
+                       refund("77-2054", 900), FINAL, refund("77-2055", 600), FINAL])
+    app = _app(tmp_path, systems.url, planner)
+    spec = tmp_path / "agents" / "support.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8") + "  budgets:\n    erp.refund: {per: day, calls: 4, sum: {amount: 5000}}\n",
+                    encoding="utf-8")
+    try:
+        def ask(order: str, amount: int):
+            return app.agents.run("support", f"Верни {amount} ₽ за заказ {order}", actor="ivan", role="editor")
+
+        assert ask("77-2052", 2190).steps[0]["outcome"] == "ok"
+        assert ask("77-2053", 2190).steps[0]["outcome"] == "ok"
+        third = ask("77-2054", 900)  # 4380 + 900 > 5000 ₽ a day: refused before anyone is asked
+        assert third.steps[0]["outcome"] == "limit" and "5000" in third.steps[0]["result"]
+        assert len(systems.refunds) == 2 and app.agents.pending() == []
+        assert "исчерпан" in planner.seen[-1][-1]["content"]  # the model is told, and tells the user
+        fourth = ask("77-2055", 600)  # 4980 ≤ 5000: fits
+        assert fourth.steps[0]["outcome"] == "ok" and len(systems.refunds) == 3
+        # An approval made while the budget allowed it cannot be carried out once it does not.
+        planner.steps = [refund("77-2051", 20)]
+        spec.write_text(spec.read_text(encoding="utf-8").replace("erp.refund: {over: {amount: 3000}}",
+                                                                 "erp.refund: always"), encoding="utf-8")
+        app.agents._loaded, app.agents._tools = None, {}
+        app.store.log_event("agent.step", {"agent": "other", "tool": "erp.refund", "outcome": "ok", "arguments": {}})
+        waiting = ask("77-2051", 20)  # 4 calls a day, 5000 ₽: the 4th call, 5000 ₽ in all
+        assert waiting.status == "awaiting_approval"  # a budget of another agent does not count
+        app.agents.settings.four_eyes = False
+        spec.write_text(spec.read_text(encoding="utf-8").replace("calls: 4", "calls: 3"), encoding="utf-8")
+        app.agents._loaded, app.agents._tools = None, {}
+        with pytest.raises(ForbiddenError, match="исчерпан"):
+            app.agents.approve(waiting.approval_id, "olga")
+        assert [i.id for i in app.agents.pending()] == [waiting.approval_id] and len(systems.refunds) == 3
+    finally:
+        app.close()
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in SAMPLES.glob("*.yaml"):
+        (bad / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    (bad / "support.yaml").write_text((SAMPLES / "support.yaml").read_text(encoding="utf-8")
+                                      + "  budgets:\n    erp.refund: {sum: {total: 10}}\n", encoding="utf-8")
+    from spravka.agents import Agents
+    from spravka.core.errors import ConfigError
+    from spravka.core.settings import AgentsSettings
+
+    agents = Agents(bad, lambda: None, lambda *a: [], None, log_event=print, events=lambda *a, **k: [],  # type: ignore[arg-type]
+                    settings=AgentsSettings())
+    with pytest.raises(ConfigError, match="'total'"):
+        agents.tools_for(agents.agent("support"), "editor")
+
+
 class _Killed(BaseException):
     """The process stops here (like kill -9: no handler runs, nothing after it is written)."""
 

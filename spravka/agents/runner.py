@@ -27,7 +27,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from spravka.agents.spec import AgentSpec, Approval, ConnectorSpec, find_agent, load_folder
+from spravka.agents.spec import WINDOWS, AgentSpec, Approval, ConnectorSpec, find_agent, load_folder
 from spravka.agents.tools import Tool, ToolContext, ToolError, http_tool, kb_tool, observation
 from spravka.core.errors import (
     ConfigError,
@@ -124,7 +124,33 @@ class Agents:
             if c is None or op not in c.operations:
                 raise ConfigError(f"agent '{spec.name}' uses {name}, which no connector in {self.folder} provides")
             out[name] = http_tool(c, op, self._http_client)
+        for name, budget in spec.limits.budgets.items():
+            tool = out.get(name)
+            for arg in budget.sum if tool else ():
+                if arg not in tool.params.model_fields or arg in tool.secret:  # type: ignore[union-attr]
+                    raise ConfigError(f"agent '{spec.name}': the budget of {name} sums '{arg}', which is not a "
+                                      "plain (non-secret) argument of that tool")
         return out
+
+    def over_budget(self, spec: AgentSpec, tool: Tool, args: dict[str, Any]) -> str | None:
+        """Why this call would break the tool's budget across the agent's runs (``limits.budgets``:
+        calls that ran, and the sum of an argument, over the last hour, day or week), or None."""
+        b = spec.limits.budgets.get(tool.name)
+        if b is None:
+            return None
+        since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=WINDOWS[b.per])).isoformat(timespec="seconds")
+        used = [e for e in self._events("agent.step", limit=1_000_000, since=since)
+                if e.get("agent") == spec.name and e.get("tool") == tool.name and e.get("outcome") == "ok"]
+        per = {"hour": "час", "day": "сутки", "week": "неделю"}[b.per]
+        if b.calls is not None and len(used) >= b.calls:
+            return f"бюджет {tool.name} исчерпан: не больше {b.calls} вызовов за {per}, уже {len(used)}"
+        for arg, cap in b.sum.items():
+            spent = sum(float((e.get("arguments") or {}).get(arg) or 0) for e in used)
+            want = float(args.get(arg) or 0)
+            if spent + want > cap:
+                return (f"бюджет {tool.name} исчерпан: {arg} не больше {cap:g} за {per}, уже {spent:g}, "
+                        f"запрошено {want:g}")
+        return None
 
     def needs_approval(self, spec: AgentSpec, tool: Tool, args: dict[str, Any]) -> bool:
         policy = spec.approval.get(tool.name)
@@ -231,6 +257,9 @@ class Agents:
                 self._observe(state, name, args, "limit", f"лимит изменений за один запуск ({spec.limits.max_writes}) "
                                                            "исчерпан", tool=tool)
                 continue
+            if why := self.over_budget(spec, tool, args):  # no point asking a person for it
+                self._observe(state, name, args, "limit", why, tool=tool)
+                continue
             if self.needs_approval(spec, tool, args):
                 return self._suspend(spec, state, tool, args)
             self._execute(state, tool, args, flt, approved_by=None)
@@ -309,6 +338,8 @@ class Agents:
         tool = self.tools_for(spec, state["role"]).get(pending["tool"])
         if tool is None:
             raise ForbiddenError(f"role '{state['role']}' may no longer use {pending['tool']}")
+        if why := self.over_budget(spec, tool, pending["arguments"]):  # others were approved meanwhile
+            raise ForbiddenError(f"cannot approve: {why}", hint="reject it, or wait for the budget's window")
         self.inbox.resolve(item.id, {"approved": True, "by": actor, "tool": pending["tool"],
                                      "arguments": pending["shown"]}, actor)
         return self._resume(spec, state, tool, pending, actor)

@@ -8,7 +8,9 @@ name environment variables (``Bearer ${CRM_TOKEN}``), so no secret sits in the f
 An **agent** names its instructions, the tools it may use (``crm.find_customer``, ``kb.search``),
 which roles may run it, which roles may use each tool, and the approval policy: a ``read`` runs at
 once; a ``write`` waits for a person unless the policy says ``never``, or ``{over: {amount:
-3000}}`` (a person only above a limit). Limits bound the steps and the writes of one run.
+3000}}`` (a person only above a limit). Limits bound the steps and the writes of one run, and
+``limits.budgets`` bound a tool across all runs of the agent over a window: how many calls, and
+the sum of an argument (``erp.refund: {per: day, calls: 20, sum: {amount: 50000}}``).
 
 Files live in ``agents.dir`` (default ``$SPRAVKA_HOME/agents``): ``kind: connector`` or ``kind:
 agent`` each.
@@ -139,11 +141,33 @@ class Approval(BaseModel):
     over: dict[str, float] = Field(default_factory=dict)
 
 
+WINDOWS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
+
+
+class Budget(BaseModel):
+    """A tool's budget across every run of the agent: calls that ran (ok) in the last ``per``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per: Literal["hour", "day", "week"] = "day"
+    calls: int | None = Field(None, ge=0)
+    #: argument → the most its values may add up to ({amount: 50000})
+    sum: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something(self) -> Budget:
+        if self.calls is None and not self.sum:
+            raise ValueError("a budget needs calls or sum")
+        return self
+
+
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_steps: int = Field(8, ge=1, le=50)
     max_writes: int = Field(3, ge=0, le=50)
+    #: tool → its budget across runs (calls or an argument's sum per hour, day or week)
+    budgets: dict[str, Budget] = Field(default_factory=dict)
 
 
 class AgentSpec(BaseModel):
@@ -173,10 +197,10 @@ class AgentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _tools(self) -> AgentSpec:
-        for t in [*self.tools, *self.tool_roles, *self.approval]:
+        for t in [*self.tools, *self.tool_roles, *self.approval, *self.limits.budgets]:
             if not _TOOL.match(t):
                 raise ValueError(f"'{t}' is not a tool name (connector.operation, e.g. crm.find_customer)")
-        for t in [*self.tool_roles, *self.approval]:
+        for t in [*self.tool_roles, *self.approval, *self.limits.budgets]:
             if t not in self.tools:
                 raise ValueError(f"'{t}' has a policy but is not among the agent's tools")
         return self
