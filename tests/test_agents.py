@@ -360,6 +360,17 @@ class _Killed(BaseException):
     """The process stops here (like kill -9: no handler runs, nothing after it is written)."""
 
 
+def _interrupted_refund(tmp_path, systems, monkeypatch, *, after_the_system: bool):
+    """A run whose 12490 ₽ refund waits; it is approved, and the process dies (see below)."""
+    plan = [_tool("erp.order_status", order_id="77-2051"),
+            _tool("erp.refund", order_id="77-2051", amount=12490, reason="брак")]
+    app = _app(tmp_path, systems.url, Planner(plan))
+    r = app.agents.run("support", "Верни деньги за заказ 77-2051", actor="ivan", role="editor")
+    _approve_and_die(app, r.approval_id, monkeypatch, after_the_system=after_the_system)
+    app.close()
+    return r
+
+
 def _approve_and_die(app, approval_id: str, monkeypatch, *, after_the_system: bool) -> None:
     """Approve, and stop the process before (or just after) the action reaches the system."""
     from spravka.agents import runner
@@ -386,12 +397,7 @@ def _approve_and_die(app, approval_id: str, monkeypatch, *, after_the_system: bo
 @pytest.mark.parametrize("after_the_system", [False, True], ids=["before-the-system", "after-the-system"])
 def test_an_approval_interrupted_by_a_crash_is_carried_out_once_by_the_next_process(
         tmp_path, systems, monkeypatch, after_the_system):
-    plan = [_tool("erp.order_status", order_id="77-2051"),
-            _tool("erp.refund", order_id="77-2051", amount=12490, reason="брак")]
-    app = _app(tmp_path, systems.url, Planner(plan))
-    r = app.agents.run("support", "Верни деньги за заказ 77-2051", actor="ivan", role="editor")
-    _approve_and_die(app, r.approval_id, monkeypatch, after_the_system=after_the_system)
-    app.close()
+    r = _interrupted_refund(tmp_path, systems, monkeypatch, after_the_system=after_the_system)
     assert len(systems.refunds) == (1 if after_the_system else 0)
 
     # the next process: the approval is closed, so nobody can approve it again, and the run never went on
@@ -421,12 +427,7 @@ def test_the_server_carries_out_an_interrupted_approval_when_it_starts(tmp_path,
 
     from spravka.api import create_app
 
-    plan = [_tool("erp.order_status", order_id="77-2051"),
-            _tool("erp.refund", order_id="77-2051", amount=12490, reason="брак")]
-    app = _app(tmp_path, systems.url, Planner(plan))
-    r = app.agents.run("support", "Верни деньги за заказ 77-2051", actor="ivan", role="editor")
-    _approve_and_die(app, r.approval_id, monkeypatch, after_the_system=False)
-    app.close()
+    r = _interrupted_refund(tmp_path, systems, monkeypatch, after_the_system=False)
 
     app = _app(tmp_path, systems.url, Planner([FINAL]), agents={"recover_after_s": 0})
     try:

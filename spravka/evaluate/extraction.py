@@ -13,7 +13,6 @@ they catch, and how many right ones they flag for nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from spravka.core.errors import InputError
+from spravka.evaluate.golden import jsonl_lines
 from spravka.extract.checks import numbers_in, parse_date
 from spravka.extract.schema import FieldSpec, Schema, load_schema
 
@@ -50,13 +50,10 @@ class CaseResult:
 
 def load_cases(path: Path) -> list[ExtractionCase]:
     cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, row in jsonl_lines(path, "golden file"):
         try:
-            row = json.loads(line)
             cases.append(ExtractionCase(path.parent / row["file"], str(row["schema"]), dict(row["expected"])))
-        except (ValueError, KeyError, TypeError) as e:
+        except (KeyError, TypeError) as e:
             raise InputError(f"{path}:{n}: a line needs file, schema and expected ({e})") from None
     if not cases:
         raise InputError(f"{path} has no cases")

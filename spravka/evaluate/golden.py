@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,12 @@ class GoldenItem:
         return not self.should_refuse and bool(self.expected_sources)
 
 
-def load_golden(path: Path) -> list[GoldenItem]:
+def jsonl_lines(path: Path, what: str = "golden set") -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line; a missing file, bad JSON or a line that
+    is not an object is an ``InputError`` naming the line."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"golden set not found: {path}")
-    items: list[GoldenItem] = []
+        raise InputError(f"{what} not found: {path}")
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -42,8 +44,16 @@ def load_golden(path: Path) -> list[GoldenItem]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise InputError(f"{path.name}, line {n}: invalid JSON ({e.msg})") from e
-        if not isinstance(obj, dict) or not str(obj.get("question") or "").strip():
-            raise InputError(f"{path.name}, line {n}: a golden item needs a 'question'")
+        if not isinstance(obj, dict):
+            raise InputError(f"{path.name}, line {n}: a line is one JSON object")
+        yield n, obj
+
+
+def load_golden(path: Path) -> list[GoldenItem]:
+    items: list[GoldenItem] = []
+    for n, obj in jsonl_lines(path):
+        if not str(obj.get("question") or "").strip():
+            raise InputError(f"{Path(path).name}, line {n}: a golden item needs a 'question'")
         sources = obj.get("expected_sources") or []
         if isinstance(sources, str):
             sources = [sources]

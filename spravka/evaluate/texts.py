@@ -19,7 +19,6 @@ for nothing), how often each issue comes up, attempts, seconds, and, where a cas
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ import numpy as np
 
 from spravka.core.errors import InputError, SpravkaError
 from spravka.evaluate.extraction import review_rates
+from spravka.evaluate.golden import jsonl_lines
 from spravka.generate.checks import mentions
 
 
@@ -65,11 +65,8 @@ class TextResult:
 
 def load_text_cases(path: Path) -> list[TextCase]:
     cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, row in jsonl_lines(path, "golden file"):
         try:
-            row = json.loads(line)
             template = str(row["template"])
             if template.endswith((".yaml", ".yml")):
                 template = str((path.parent / template).resolve())
@@ -79,7 +76,7 @@ def load_text_cases(path: Path) -> list[TextCase]:
                 must_not_include=[str(x) for x in row.get("must_not_include") or []],
                 reference=row.get("reference") or None, tone=row.get("tone") or None,
                 groups=[str(g) for g in row["groups"]] if row.get("groups") is not None else None))
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError) as e:  # inputs that are not a mapping, no template
             raise InputError(f"{path}:{n}: a line needs template and inputs ({e})") from None
         if not cases[-1].must_include and not cases[-1].must_not_include:
             raise InputError(f"{path}:{n}: say what the text must_include or must_not_include, or there is "
