@@ -95,6 +95,18 @@ def kinds(text: str, **kw) -> list[str]:
 def test_a_text_true_to_its_inputs_and_tone_passes():
     assert kinds(GOOD) == []
     assert kinds(GOOD.replace("3 декабря 2026", "03.12.2026")) == []  # a date in another spelling
+    assert kinds(GOOD.replace("3 декабря 2026", "3 декабря")) == []  # the year goes without saying
+    assert "missing" in kinds(GOOD.replace("3 декабря 2026", "3 декабря 2027"))  # but not another year
+
+
+def test_golden_phrases_match_in_any_spelling_and_numbers_only_whole():
+    from spravka.generate.checks import mentions
+
+    text = ("Ольга, возврата денег ждать 7 календарных дней, лимит 100 000 ₽. Заказ 77-1042 ждёт до 14 мая 2026. "
+            "Телефон 8 800 100-20-30. Доставка 5–9 дней.")
+    assert all(mentions(text, p) for p in ("возврат денег", "100000", "100 000", "7", "2026-05-14", "14.05.2026",
+                                           "77-1042", "ОЛЬГА", "5", "9"))
+    assert not any(mentions(text, p) for p in ("30", "20", "104", "10", "скидка", "2026-05-15"))
 
 
 def test_list_numbering_and_sentence_openers_are_not_taken_for_facts():
@@ -207,7 +219,7 @@ class _Writer:
     def chat(self, messages, **kw):
         from types import SimpleNamespace
 
-        prompt = messages[-1]["content"] if messages[-1]["role"] == "user" else messages[1]["content"]
+        prompt = "\n".join(m["content"] for m in messages if m["role"] == "user")
         order = next(k for k in self.texts if k in prompt)
         return SimpleNamespace(text=self.texts[order])
 

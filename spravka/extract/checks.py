@@ -89,7 +89,7 @@ _WORD_DATE = re.compile(r"(?<!\d)(\d{1,2})\s*[-\s]?\s*([а-яёa-z]{3,9})\.?,?[\
 _WORD_DATE_US = re.compile(r"\b([a-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.IGNORECASE)
 
 
-def _month(word: str) -> int | None:
+def month_number(word: str) -> int | None:
     w = word.lower().replace("ё", "е")
     for stem, m in sorted(_MONTHS.items(), key=lambda kv: -len(kv[0])):
         if w.startswith(stem) and (stem != "ма" or w in ("мая", "май")):
@@ -119,12 +119,12 @@ def dates_in(text: str) -> set[dt.date]:
         if got:
             out.add(got)
     for d, word, y in _WORD_DATE.findall(text):
-        m = _month(word)
+        m = month_number(word)
         got = _mk(int(y), m, int(d)) if m else None
         if got:
             out.add(got)
     for word, d, y in _WORD_DATE_US.findall(text):
-        m = _month(word)
+        m = month_number(word)
         got = _mk(int(y), m, int(d)) if m else None
         if got:
             out.add(got)

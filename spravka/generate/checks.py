@@ -33,7 +33,7 @@ from spravka.answer.check import numbers_in, unsupported_facts
 from spravka.answer.language import detect_language
 from spravka.core.errors import InputError
 from spravka.core.text.lemmas import lemma, words
-from spravka.extract.checks import dates_in, parse_date
+from spravka.extract.checks import dates_in, month_number, parse_date
 from spravka.generate.template import InputSpec, TemplateSpec, ToneSpec
 
 #: kinds reported without sending the text to a person
@@ -210,11 +210,16 @@ def check_text(text: str, template: TemplateSpec, tone: ToneSpec, *, values: dic
 def mentions(text: str, phrase: str) -> bool:
     """Does ``text`` say ``phrase``: as written, as a date in any spelling, as the same numbers,
     or in other word forms («возврат денег» in «возврата денег»)? For golden sets."""
-    if _includes(text, _flat(text), phrase, "string"):
-        return True
     if parse_date(phrase) is not None and _includes(text, "", phrase, "date"):
         return True
-    if re.fullmatch(r"[\d\s.,]+", phrase.strip() or "x") and _includes(text, "", phrase, "number"):
+    if re.fullmatch(r"[\d\s\u00a0\u202f.,]+", phrase.strip() or "x"):  # a number: a whole one, not «30» in a phone
+        want = _number_key(phrase)
+        for token in map(_number_key, _NUMBER_TOKEN.findall(text)):
+            parts = token.split("-")
+            if token == want or (len(parts) == 2 and want in parts):  # «7-14 дней» says 7; a phone does not
+                return True
+        return False
+    if _includes(text, _flat(text), phrase, "string"):
         return True
     target = _lemmas(phrase)
     return bool(target) and f" {target} " in f" {_lemmas(text)} "
@@ -226,10 +231,26 @@ def _includes(text: str, flat: str, value: str, kind: str) -> bool:
         return True
     if kind == "date":
         day = parse_date(value)
-        return day is not None and day in dates_in(text)
+        if day is None:
+            return False
+        if day in dates_in(text):
+            return True
+        # «с 31 декабря» in a letter of this December: the year goes without saying, unless another is written
+        return any(int(d) == day.day and month_number(word) == day.month and not year
+                   for d, word, year in _DAY_MONTH.findall(text))
     if kind in ("number", "integer"):
         return numbers_in(value) <= numbers_in(text)
     return False
+
+
+#: a number as written: digits with thousands groups («100 000»), decimals, or parts joined by
+#: hyphens (a phone «100-20-30», an order «77-2051»), each one token
+_NUMBER_TOKEN = re.compile(r"(?<![\d.,])\d+(?:[ \u00a0\u202f]\d{3}(?!\d))*(?:[.,]\d+)?(?:[-–]\d+)*")
+_DAY_MONTH = re.compile(r"(?<![\d.])(\d{1,2})\s+([а-яёa-z]{3,9})(?:\s+(\d{4}))?", re.IGNORECASE)
+
+
+def _number_key(text: str) -> str:
+    return re.sub(r"[\s\u00a0\u202f]", "", text).replace(",", ".").replace("–", "-")
 
 
 def _lemmas(text: str) -> str:
