@@ -429,6 +429,16 @@ def test_the_server_carries_out_an_interrupted_approval_when_it_starts(tmp_path,
 
     r = _interrupted_refund(tmp_path, systems, monkeypatch, after_the_system=False)
 
+    app = _app(tmp_path, systems.url, Planner([FINAL]))  # recover_after_s 900: too young to carry out yet
+    admin, _ = app.keys.create("olga", "admin")
+    try:
+        with TestClient(create_app(app, resume_jobs=True)) as c:
+            c.post("/admin/login", data={"key": admin})
+            page = c.get("/admin/inbox").text
+        assert "прервано сбоем" in page and systems.refunds == []  # the console says so; nothing ran yet
+    finally:
+        app.close()
+
     app = _app(tmp_path, systems.url, Planner([FINAL]), agents={"recover_after_s": 0})
     try:
         with TestClient(create_app(app, resume_jobs=True)):

@@ -313,6 +313,8 @@ def test_admin_approves_an_agents_refund_in_the_inbox(server, browser, tmp_path,
             form = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"form[action='/admin/agents/approvals/{r.approval_id}']"))
             card = browser.find_element(By.CSS_SELECTOR, "dl.approval")
             assert "erp.refund" in card.text and "12490" in card.text and "ivan" in card.text
+            assert "вызовов 0 из 50" in card.text and "amount 0 из 100000" in card.text  # the day's budget so far
+            assert "\"reason\": \"брак\"" in card.text  # arguments readable, not \\u0431\\u0440…
             browser.save_screenshot(str(tmp_path / "admin-agent-approval.png"))
             form.find_element(By.CSS_SELECTOR, "button.approve").click()
             wait.until(lambda d: "Одобрено" in d.page_source)

@@ -132,23 +132,33 @@ class Agents:
                                       "plain (non-secret) argument of that tool")
         return out
 
-    def over_budget(self, spec: AgentSpec, tool: Tool, args: dict[str, Any]) -> str | None:
-        """Why this call would break the tool's budget across the agent's runs (``limits.budgets``:
-        calls that ran, and the sum of an argument, over the last hour, day or week), or None."""
-        b = spec.limits.budgets.get(tool.name)
+    def budget_used(self, spec: AgentSpec, tool_name: str) -> dict[str, Any] | None:
+        """What the tool's budget (``limits.budgets``) has used in its window: ``{"per", "calls":
+        [used, cap or None], "sum": {argument: [spent, cap]}}``, or None without a budget. Counted
+        from the audit trail: the tool's ``ok`` steps of every run of this agent."""
+        b = spec.limits.budgets.get(tool_name)
         if b is None:
             return None
         since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=WINDOWS[b.per])).isoformat(timespec="seconds")
         used = [e for e in self._events("agent.step", limit=1_000_000, since=since)
-                if e.get("agent") == spec.name and e.get("tool") == tool.name and e.get("outcome") == "ok"]
-        per = {"hour": "час", "day": "сутки", "week": "неделю"}[b.per]
-        if b.calls is not None and len(used) >= b.calls:
-            return f"бюджет {tool.name} исчерпан: не больше {b.calls} вызовов за {per}, уже {len(used)}"
-        for arg, cap in b.sum.items():
-            spent = sum(float((e.get("arguments") or {}).get(arg) or 0) for e in used)
+                if e.get("agent") == spec.name and e.get("tool") == tool_name and e.get("outcome") == "ok"]
+        return {"per": b.per, "calls": [len(used), b.calls],
+                "sum": {arg: [sum(float((e.get("arguments") or {}).get(arg) or 0) for e in used), cap]
+                        for arg, cap in b.sum.items()}}
+
+    def over_budget(self, spec: AgentSpec, tool: Tool, args: dict[str, Any]) -> str | None:
+        """Why this call would break the tool's budget across the agent's runs, or None."""
+        state = self.budget_used(spec, tool.name)
+        if state is None:
+            return None
+        per = {"hour": "час", "day": "сутки", "week": "неделю"}[state["per"]]
+        used, cap = state["calls"]
+        if cap is not None and used >= cap:
+            return f"бюджет {tool.name} исчерпан: не больше {cap} вызовов за {per}, уже {used}"
+        for arg, (spent, limit) in state["sum"].items():
             want = float(args.get(arg) or 0)
-            if spent + want > cap:
-                return (f"бюджет {tool.name} исчерпан: {arg} не больше {cap:g} за {per}, уже {spent:g}, "
+            if spent + want > limit:
+                return (f"бюджет {tool.name} исчерпан: {arg} не больше {limit:g} за {per}, уже {spent:g}, "
                         f"запрошено {want:g}")
         return None
 

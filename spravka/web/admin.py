@@ -377,7 +377,27 @@ def inbox(request: Request):
     except ValueError:
         st = None
     items = svc.sp.inbox.list(state=st, limit=200)
-    return page("admin/inbox.html", **_ctx(request, p, csrf, "inbox", items=items, state=state))
+    budgets, interrupted = _approval_context(svc.sp, items)
+    return page("admin/inbox.html", **_ctx(request, p, csrf, "inbox", items=items, state=state, budgets=budgets,
+                                          interrupted=interrupted))
+
+
+def _approval_context(sp: Any, items: list[Any]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """For the agents' approvals shown: each waiting one's tool budget as used so far, and which
+    approved ones a crash interrupted (the server carries those out by itself)."""
+    if not any(i.type == "approval" for i in items):
+        return {}, set()
+    try:
+        agents = sp.agents
+        budgets = {}
+        for i in items:
+            if i.type == "approval" and i.state in (InboxState.OPEN, InboxState.CLAIMED):
+                used = agents.budget_used(agents.agent(i.payload["agent"]), i.payload["pending"]["tool"])
+                if used:
+                    budgets[i.id] = used
+        return budgets, {i.id for i in agents.interrupted(min_age_s=0)}
+    except SpravkaError:  # an agent file broken since: the items still show, without these
+        return {}, set()
 
 
 @router.post("/inbox/action")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +20,9 @@ def env():
 
     e = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                     trim_blocks=True, lstrip_blocks=True)
+    # JSON shown as text (tool arguments, payloads): readable Cyrillic, escaped like any text. Jinja's
+    # own tojson writes «брак» as \u0431\u0440\u0430\u043a (it is meant for <script>, not for people).
+    e.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False, default=str)
     return e
 
 
