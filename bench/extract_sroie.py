@@ -3,7 +3,8 @@
 Two tasks, as the data's SOURCE.md scores them, each with a baseline measured in the same run:
 
 * **image → JSON**: tesseract OCR of the receipt photo, then Spravka's extraction (schema
-  ``receipt``: company, date, address, total). Baseline: regular-expression rules over the same
+  ``receipt``: company, date, address, total). Baselines: the same model's record before its strings
+  are snapped to the document's own words (same run), and regular-expression rules over the same
   OCR text (first upper-case line, first date, the number after TOTAL);
 * **text → JSON**: the gold OCR lines (``box/``) instead of our OCR, so extraction is scored
   apart from OCR errors.
@@ -126,6 +127,7 @@ def run(model: str | None, limit: int | None, text_limit: int) -> dict[str, Any]
         r = ex.extract_text(text, "receipt", source=img.name, review=False)
         t_llm += time.perf_counter() - t
         tasks["image → JSON (our OCR)"].append({"id": img.stem, "gold": gold, "spravka": r.data, "flagged": bool(r.issues),
+                                                "unsnapped": {**(r.data or {}), **r.snapped},
                                                 "rules": rules_baseline(text), "recall": word_recall(text, gold_text(img.stem))})
         print(f"  image {i + 1}/{len(images)} {img.stem}: {r.status} "
               f"{sum(field_ok(f, (r.data or {}).get(f), gold.get(f)) for f in FIELDS)}/4", flush=True)
@@ -135,6 +137,7 @@ def run(model: str | None, limit: int | None, text_limit: int) -> dict[str, Any]
         text = gold_text(k.stem)
         r = ex.extract_text(text, "receipt", source=f"{k.stem}.txt", review=False)
         tasks["text → JSON (gold OCR lines)"].append({"id": k.stem, "gold": gold, "spravka": r.data,
+                                                      "unsnapped": {**(r.data or {}), **r.snapped},
                                                       "flagged": bool(r.issues), "rules": rules_baseline(text)})
         print(f"  text {i + 1}/{min(text_limit, len(keys))} {k.stem}: {r.status}", flush=True)
     app.close()
@@ -143,12 +146,13 @@ def run(model: str | None, limit: int | None, text_limit: int) -> dict[str, Any]
     for task, recs in tasks.items():
         if not recs:
             continue
-        ours, base = score(recs, "spravka"), score(recs, "rules")
+        ours, base, unsnapped = score(recs, "spravka"), score(recs, "rules"), score(recs, "unsnapped")
         rates = review_rates([(all(field_ok(f, (r["spravka"] or {}).get(f), r["gold"].get(f)) for f in FIELDS),
                                r["flagged"]) for r in recs])
-        summary[task] = {"n": len(recs), "spravka": ours, "rules": base, **rates}
+        summary[task] = {"n": len(recs), "spravka": ours, "rules": base, "spravka_unsnapped": unsnapped, **rates}
         for f in (*FIELDS, "all 4 fields"):
-            rows.append({"task": task, "n": len(recs), "field": f, "spravka": ours[f], "rules baseline": base[f]})
+            rows.append({"task": task, "n": len(recs), "field": f, "spravka": ours[f],
+                         "without snapping": unsnapped[f], "rules baseline": base[f]})
     if tasks["image → JSON (our OCR)"]:
         summary["ocr_word_recall"] = sum(r["recall"] for r in tasks["image → JSON (our OCR)"]) / len(tasks["image → JSON (our OCR)"])
     summary["seconds"] = {"ocr_per_image": t_ocr / max(1, len(images)), "llm_per_image": t_llm / max(1, len(images))}
@@ -164,7 +168,7 @@ def main() -> None:
     args = ap.parse_args()
     r = run(args.model, args.limit, args.text_limit)
     print()
-    print(markdown_table(r["rows"], ["task", "n", "field", "spravka", "rules baseline"]))
+    print(markdown_table(r["rows"], ["task", "n", "field", "spravka", "without snapping", "rules baseline"]))
     s = r["summary"]
     for task in ("image → JSON (our OCR)", "text → JSON (gold OCR lines)"):
         if task in s:

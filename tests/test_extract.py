@@ -78,6 +78,26 @@ def test_grounding_finds_values_in_any_usual_spelling_and_flags_invented_ones():
     assert parse_date("5 мая 2025") == parse_date("2025-05-05") and parse_date("вчера") is None
 
 
+def test_a_string_the_model_copied_with_slips_is_snapped_to_the_documents_own_words():
+    from spravka.extract.checks import snap_record
+
+    doc = Document("ООО «Техносклад»\nИНН 7708123450\nАдрес: 115088, г. Москва,\nул. Угрешская, д. 2, стр. 15\n"
+                   "Тел. +7 495 123-45-67\nКАССОВЫЙ ЧЕК № 12\nИТОГО 1 250,00")
+    # commas added and dropped, a line break, words run together: the run of source words it copied
+    assert doc.snap("115088, г. Москва, ул. Угрешская д. 2, стр.15") == "115088, г. Москва, ул. Угрешская, д. 2, стр. 15"
+    assert doc.snap("ул. Лесная, д. 5") is None and doc.snap("МСК") is None  # not there; too little to go on
+    assert doc.snap("москва") == "Москва"  # the document's spelling, without the comma after it
+    schema = load_schema("receipt")
+    record = {"company": "ООО Техносклад", "address": "115088, г. Москва, ул. Угрешская д. 2, стр. 15",
+              "date": "2026-03-05", "total": 1250.0}
+    snapped = snap_record(schema, record, doc)
+    assert snapped["address"] == "115088, г. Москва, ул. Угрешская, д. 2, стр. 15"
+    assert snapped["company"] == "ООО Техносклад"  # already in the document (quotes aside): kept as written
+    assert snapped["date"] == "2026-03-05" and snapped["total"] == 1250.0  # only strings are snapped
+    far = snap_record(schema, {**record, "address": "г. Санкт-Петербург, Невский пр., 1"}, doc)
+    assert far["address"] == "г. Санкт-Петербург, Невский пр., 1"  # not a copy of anything: left for the checks
+
+
 def test_a_record_is_normalised_then_checked_for_everything_a_person_must_see():
     schema = load_schema("invoice")
     good = dict(EXPECTED["invoice-001.pdf"]["data"])

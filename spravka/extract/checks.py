@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from difflib import SequenceMatcher
 from typing import Any
 
 from spravka.extract.schema import FieldSpec, Schema
@@ -198,6 +199,11 @@ def _norm(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
 
+def _squash(s: str) -> str:
+    """For likeness of copied text: case, spaces and quote marks aside."""
+    return re.sub(r"\s+", "", _norm(s))
+
+
 def _tokens(s: str) -> list[str]:
     return [t for t in re.findall(r"[\w]+", _norm(s)) if len(t) > 1 or t.isdigit()]
 
@@ -212,6 +218,7 @@ class Document:
         self.digits = re.sub(r"[ \u00a0\u202f-]", "", text)
         self.numbers = numbers_in(text)
         self.dates = dates_in(text)
+        self._words: list[tuple[str, str]] | None = None
 
     def has_string(self, value: str) -> bool:
         v = _norm(value)
@@ -222,6 +229,34 @@ class Document:
         toks = _tokens(value)
         # reflowed lines and OCR slips: nearly every word of the value is in the document
         return bool(toks) and sum(t in self.tokens for t in toks) >= max(1, round(0.8 * len(toks)))
+
+    def snap(self, value: str, min_ratio: float = 0.9) -> str | None:
+        """The document's own words for a string the model copied with slips (a comma added, «SRI
+        PUTRA» run together, a line break): the run of source words closest to ``value``, when it
+        is at least ``min_ratio`` alike (spaces and case aside), else None."""
+        v = _squash(value)
+        if len(v) < 4:
+            return None
+        if self._words is None:
+            self._words = [(m.group(0), _squash(m.group(0))) for m in re.finditer(r"\S+", self.text)]
+        words = self._words
+        vwords = [w for w in (_squash(x) for x in value.split()) if w]
+        n = len(vwords)
+        if not n or not words:
+            return None
+        heads = {w[:3] for w in vwords[:3]}  # a run starts at one of the value's first words
+        best: tuple[float, int, int] | None = None
+        for i, (_, sw) in enumerate(words):
+            if sw[:3] not in heads:
+                continue
+            for j in range(i + max(1, n - 3), min(len(words), i + n + 3) + 1):
+                cand = "".join(w for _, w in words[i:j])
+                ratio = SequenceMatcher(None, cand, v, autojunk=False).ratio()
+                if best is None or ratio > best[0] + 1e-9:
+                    best = (ratio, i, j)
+        if best is None or best[0] < min_ratio:
+            return None
+        return " ".join(w for w, _ in words[best[1]:best[2]]).rstrip(",;:")  # not the comma after it
 
     def has_number(self, value: float | int) -> bool:
         try:
@@ -268,6 +303,26 @@ def normalise(schema: Schema, data: dict[str, Any]) -> tuple[dict[str, Any], lis
         else:
             out[name] = fix(name, f, out.get(name))
     return out, issues
+
+
+def snap_record(schema: Schema, data: dict[str, Any], doc: Document) -> dict[str, Any]:
+    """Plain string fields (grounded, no requisite check) in the document's own words when the
+    model's copy is close to a run of them but not exact (:meth:`Document.snap`)."""
+    def fix(f: FieldSpec, value: Any) -> Any:
+        if not isinstance(value, str) or f.type != "string" or not f.ground or f.check is not None:
+            return value
+        if _norm(value) in doc.norm:
+            return value
+        return doc.snap(value) or value
+
+    out = dict(data)
+    for name, f in schema.spec.fields.items():
+        if f.type == "list" and out.get(name):
+            out[name] = [{**row, **{sub: fix(sf, row.get(sub)) for sub, sf in (f.fields or {}).items()
+                                    if sub in row}} for row in out[name]]
+        elif name in out:
+            out[name] = fix(f, out[name])
+    return out
 
 
 def check_record(schema: Schema, data: dict[str, Any], doc: Document) -> list[Issue]:

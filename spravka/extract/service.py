@@ -1,8 +1,9 @@
 """Structured extraction: a document (PDF, scan, photo, DOCX, HTML, text) → schema-valid JSON.
 
 ``file → text (text layer, else OCR) → LLM constrained by the schema (temperature 0, null for
-"not in the document") → normalise (dates to ISO, requisites to digits) → checks (in the
-document? control digits? amounts add up?) → ok, or a review item in the shared inbox``
+"not in the document") → normalise (dates to ISO, requisites to digits) → snap copied strings to
+the document's own words → checks (in the document? control digits? amounts add up?) → ok, or a
+review item in the shared inbox``
 
 A person fixes what the checks flag in the inbox (type ``extraction``), and the approved JSON is
 what counts. With ``extract.deliver_to`` (a ``webhook:`` target, an ERP's endpoint) every
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from spravka.core.errors import InputError, LoaderError, NotFoundError
-from spravka.extract.checks import Document, Issue, check_record, normalise
+from spravka.extract.checks import Document, Issue, check_record, normalise, snap_record
 from spravka.extract.schema import Schema, load_schema
 from spravka.models.ocr import IMAGE_SUFFIXES, Tesseract
 from spravka.store.queues import Inbox, InboxItem, InboxState, Outbox
@@ -52,9 +53,13 @@ class ExtractionResult:
     review_id: str | None = None
     error: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: top-level string fields the model copied with slips, as the model wrote them (``data`` has
+    #: them in the document's own words)
+    snapped: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "schema": self.schema, "status": self.status, "data": self.data,
+                "snapped": self.snapped,
                 "issues": [i.to_dict() for i in self.issues], "text_method": self.text_method, "chars": self.chars,
                 "content_hash": self.content_hash, "review_id": self.review_id, "error": self.error,
                 "timings_ms": self.timings_ms}
@@ -151,8 +156,13 @@ class Extractor:
         res = ExtractionResult(source, schema.name, "ok", text_method=method, chars=len(text), content_hash=digest,
                                timings_ms=dict(timings or {}))
         data, norm_issues = normalise(schema, raw)
+        doc = Document(text)
+        if method != "verified":  # the model's copy, in the document's own words; another's record stays as given
+            snapped = snap_record(schema, data, doc)
+            res.snapped = {k: v for k, v in data.items() if isinstance(v, str) and snapped.get(k) != v}
+            data = snapped
         res.data = data
-        res.issues = _dedup(issues + norm_issues + check_record(schema, data, Document(text)))
+        res.issues = _dedup(issues + norm_issues + check_record(schema, data, doc))
         res.status = "review" if res.issues else "ok"
         want_review = self.settings.review != "never" if review is None else review
         if want_review and (res.status == "review" or self.settings.review == "always"):
