@@ -355,11 +355,11 @@ class Agents:
         return self._resume(spec, state, tool, pending, actor)
 
     def _resume(self, spec: AgentSpec, state: dict[str, Any], tool: Tool, pending: dict[str, Any], actor: str,
-                **extra: Any) -> RunResult:
+                *, recovered: bool = False) -> RunResult:
         """Run the approved action (its idempotency key is ``spravka-<run>-<step>``, the same on every
         try) and let the model go on."""
         flt = Filter(groups=tuple(state["groups"])) if state["groups"] is not None else None
-        self._execute(state, tool, tool.validate(pending["arguments"]), flt, approved_by=actor, **extra)
+        self._execute(state, tool, tool.validate(pending["arguments"]), flt, approved_by=actor, recovered=recovered)
         return self._loop(spec, state)
 
     # ---- recovery: an approval the process did not live to carry out -----------------------------------
