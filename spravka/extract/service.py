@@ -53,8 +53,8 @@ class ExtractionResult:
     review_id: str | None = None
     error: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
-    #: top-level string fields the model copied with slips, as the model wrote them (``data`` has
-    #: them in the document's own words)
+    #: string fields the model copied with slips, as the model wrote them (``data`` has them in the
+    #: document's own words); a list item's field is named ``items[0].name``
     snapped: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,7 +159,7 @@ class Extractor:
         doc = Document(text)
         if method != "verified":  # the model's copy, in the document's own words; another's record stays as given
             snapped = snap_record(schema, data, doc)
-            res.snapped = {k: v for k, v in data.items() if isinstance(v, str) and snapped.get(k) != v}
+            res.snapped = _changed(data, snapped)
             data = snapped
         res.data = data
         res.issues = _dedup(issues + norm_issues + check_record(schema, data, doc))
@@ -241,4 +241,17 @@ def _dedup(issues: list[Issue]) -> list[Issue]:
         if key not in seen:
             seen.add(key)
             out.append(i)
+    return out
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
+    """The string fields ``after`` changed, with their ``before`` values (list items as ``name[i].field``)."""
+    out: dict[str, str] = {}
+    for k, v in before.items():
+        if isinstance(v, str) and after.get(k) != v:
+            out[k] = v
+        elif isinstance(v, list):
+            for i, (row, new) in enumerate(zip(v, after.get(k) or [], strict=False)):
+                if isinstance(row, dict) and isinstance(new, dict):
+                    out.update({f"{k}[{i}].{sub}": val for sub, val in _changed(row, new).items()})
     return out
