@@ -305,24 +305,33 @@ def normalise(schema: Schema, data: dict[str, Any]) -> tuple[dict[str, Any], lis
     return out, issues
 
 
-def snap_record(schema: Schema, data: dict[str, Any], doc: Document) -> dict[str, Any]:
+def snap_record(schema: Schema, data: dict[str, Any], doc: Document) -> tuple[dict[str, Any], dict[str, str]]:
     """Plain string fields (grounded, no requisite check) in the document's own words when the
-    model's copy is close to a run of them but not exact (:meth:`Document.snap`)."""
-    def fix(f: FieldSpec, value: Any) -> Any:
+    model's copy is close to a run of them but not exact (:meth:`Document.snap`). Returns the
+    record and what the model had written in each field it changed (``items[0].name`` for a list
+    item's field)."""
+    changed: dict[str, str] = {}
+
+    def fix(where: str, f: FieldSpec, value: Any) -> Any:
         if not isinstance(value, str) or f.type != "string" or not f.ground or f.check is not None:
             return value
         if _norm(value) in doc.norm:
             return value
-        return doc.snap(value) or value
+        snapped = doc.snap(value)
+        if snapped is None or snapped == value:
+            return value
+        changed[where] = value
+        return snapped
 
     out = dict(data)
     for name, f in schema.spec.fields.items():
         if f.type == "list" and out.get(name):
-            out[name] = [{**row, **{sub: fix(sf, row.get(sub)) for sub, sf in (f.fields or {}).items()
-                                    if sub in row}} for row in out[name]]
+            out[name] = [{**row, **{sub: fix(f"{name}[{i}].{sub}", sf, row.get(sub))
+                                    for sub, sf in (f.fields or {}).items() if sub in row}}
+                         for i, row in enumerate(out[name])]
         elif name in out:
-            out[name] = fix(f, out[name])
-    return out
+            out[name] = fix(name, f, out[name])
+    return out, changed
 
 
 def check_record(schema: Schema, data: dict[str, Any], doc: Document) -> list[Issue]:

@@ -158,9 +158,7 @@ class Extractor:
         data, norm_issues = normalise(schema, raw)
         doc = Document(text)
         if method != "verified":  # the model's copy, in the document's own words; another's record stays as given
-            snapped = snap_record(schema, data, doc)
-            res.snapped = _changed(data, snapped)
-            data = snapped
+            data, res.snapped = snap_record(schema, data, doc)
         res.data = data
         res.issues = _dedup(issues + norm_issues + check_record(schema, data, doc))
         res.status = "review" if res.issues else "ok"
@@ -243,15 +241,3 @@ def _dedup(issues: list[Issue]) -> list[Issue]:
             out.append(i)
     return out
 
-
-def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
-    """The string fields ``after`` changed, with their ``before`` values (list items as ``name[i].field``)."""
-    out: dict[str, str] = {}
-    for k, v in before.items():
-        if isinstance(v, str) and after.get(k) != v:
-            out[k] = v
-        elif isinstance(v, list):
-            for i, (row, new) in enumerate(zip(v, after.get(k) or [], strict=False)):
-                if isinstance(row, dict) and isinstance(new, dict):
-                    out.update({f"{k}[{i}].{sub}": val for sub, val in _changed(row, new).items()})
-    return out
