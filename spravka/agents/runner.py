@@ -139,8 +139,7 @@ class Agents:
         b = spec.limits.budgets.get(tool_name)
         if b is None:
             return None
-        since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=WINDOWS[b.per])).isoformat(timespec="seconds")
-        used = [e for e in self._events("agent.step", limit=1_000_000, since=since)
+        used = [e for e in self._events("agent.step", limit=1_000_000, since=_ago(WINDOWS[b.per]))
                 if e.get("agent") == spec.name and e.get("tool") == tool_name and e.get("outcome") == "ok"]
         return {"per": b.per, "calls": [len(used), b.calls],
                 "sum": {arg: [sum(float((e.get("arguments") or {}).get(arg) or 0) for e in used), cap]
@@ -369,7 +368,7 @@ class Agents:
         ``min_age_s`` (``agents.recover_after_s``) may still be running in another process, so it is
         left alone."""
         age = self.settings.recover_after_s if min_age_s is None else min_age_s
-        cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)).isoformat(timespec="seconds")
+        cutoff = _ago(age)
         approved = [i for i in self.inbox.list(type=TYPE, state=InboxState.DONE, limit=limit)
                     if (i.resolution or {}).get("approved") and i.updated_at <= cutoff]
         if not approved:
@@ -424,6 +423,11 @@ class Agents:
         rows = [e for kind in ("agent.step", "agent.run") for e in self._events(kind, limit=limit)
                 if e.get("run_id") == run_id]
         return sorted(rows, key=lambda e: e["id"])
+
+
+def _ago(seconds: float) -> str:
+    """That long ago, as the store writes times (ISO, UTC, seconds), for comparing with them."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)).isoformat(timespec="seconds")
 
 
 def _ungrounded(tool: Tool, args: dict[str, Any], evidence: list[str]) -> list[str]:

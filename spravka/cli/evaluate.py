@@ -333,9 +333,7 @@ def eval_texts(
         out.print("issues: " + ", ".join(f"{k} {v:.0%}" for k, v in summary["issues"].items()))
     for r in results:
         if not r.right:
-            why = r.error or "; ".join(filter(None, ["lacks " + ", ".join(r.missing) if r.missing else "",
-                                                     "says " + ", ".join(r.forbidden) if r.forbidden else ""]))
-            out.print(f"[yellow]{r.id}[/] ({r.template}, {r.status}): {why}", highlight=False)
+            out.print(f"[yellow]{r.id}[/] ({r.template}, {r.status}): {r.why}", highlight=False)
     if html:
         console.print(f"report: [bold]{html}[/]")
     if summary["failed"]:

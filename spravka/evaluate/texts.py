@@ -62,6 +62,12 @@ class TextResult:
     text: str = ""
     error: str | None = None
 
+    @property
+    def why(self) -> str:
+        """Why the text is wrong (its error, what it lacks, what it says that it must not), or ''."""
+        return "; ".join(filter(None, [self.error, "lacks: " + ", ".join(self.missing) if self.missing else "",
+                                       "says: " + ", ".join(self.forbidden) if self.forbidden else ""]))
+
 
 def load_text_cases(path: Path) -> list[TextCase]:
     cases = []
@@ -155,11 +161,8 @@ def render_texts(summary: dict[str, Any], results: Sequence[TextResult], *, titl
                   max_value=1.0, colour="#d97706")]
     rows = []
     for r in sorted(results, key=lambda r: (r.right, r.id)):
-        why = "; ".join(filter(None, [
-            r.error, "lacks: " + ", ".join(r.missing) if r.missing else "",
-            "says: " + ", ".join(r.forbidden) if r.forbidden else ""]))
         rows.append(f'<tr class="{"ok" if r.right else "fail"}"><td>{escape(r.id)}</td><td>{escape(r.template)}</td>'
-                    f'<td>{escape(r.status)}</td><td>{escape(why)}</td><td>{escape(", ".join(r.issues))}</td>'
+                    f'<td>{escape(r.status)}</td><td>{escape(r.why)}</td><td>{escape(", ".join(r.issues))}</td>'
                     f'<td class="small">{escape(r.text)}</td></tr>')
     body = (f'<div class="charts">{"".join(charts)}</div>' + cards("Texts", summary)
             + "<h2>Texts (wrong first)</h2><table><tr><th>id</th><th>template</th><th>status</th><th>wrong "
