@@ -189,9 +189,12 @@ def test_admin_logs_in_uploads_and_the_document_becomes_searchable(server, brows
     browser.find_element(By.ID, "upload-file").send_keys(str(doc))
     browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
     wait.until(lambda d: "Загружено" in d.page_source)
-    # the page refreshes itself while the job runs; the document shows up with status ok
-    wait.until(lambda d: any("guest-parking.md" in row.text and "ok" in row.text
-                             for row in d.find_elements(By.CSS_SELECTOR, "table.docs tr")))
+    # the page refreshes itself while the job runs; the document shows up with status ok, and a page
+    # rendered after the job no longer refreshes. The rows are read in one script call: an element held
+    # across a refresh is gone ("Node with given id does not belong to the document").
+    wait.until(lambda d: d.execute_script(
+        "return !document.querySelector('meta[http-equiv=refresh]') && [...document.querySelectorAll("
+        "'table.docs tr')].some(r => r.innerText.includes('guest-parking.md') && r.innerText.includes('ok'))"))
     browser.save_screenshot(str(tmp_path / "admin-documents.png"))
 
     box = browser.find_element(By.ID, "search-q")
