@@ -421,6 +421,47 @@ def test_an_approval_interrupted_by_a_crash_is_carried_out_once_by_the_next_proc
         app.close()
 
 
+def test_two_processes_recovering_the_same_approval_at_once_carry_it_out_once(tmp_path, systems, monkeypatch):
+    r = _interrupted_refund(tmp_path, systems, monkeypatch, after_the_system=False)
+    first = _app(tmp_path, systems.url, Planner([{"action": "final", "answer": "Возврат оформлен."}]))
+    second = _app(tmp_path, systems.url, Planner([{"action": "final", "answer": "Возврат оформлен дважды."}]))
+    try:
+        # both look at the same moment and both see the approval; the first one gets going first
+        seen = second.agents.interrupted(min_age_s=0)
+        assert [i.id for i in seen] == [r.approval_id]
+        [done] = first.agents.recover(min_age_s=0)
+        assert done.status == "done" and done.answer == "Возврат оформлен."
+        monkeypatch.setattr(second.agents, "interrupted", lambda **kw: seen)  # what it saw before the claim
+        assert second.agents.recover(min_age_s=0) == []
+        assert len(systems.refunds) == 1
+        assert [q["path"] for q in systems.requests].count("/erp/refunds") == 1
+        trail = second.agents.trail(r.run_id)
+        assert [e["status"] for e in trail if e["kind"] == "agent.run"][-1] == "done"
+        assert sum(e.get("status") == "done" for e in trail if e["kind"] == "agent.run") == 1
+        claims = first.inbox.get(r.approval_id).resolution["follow_ups"]
+        assert [c["key"] for c in claims] == ["recover-0"] and claims[0]["recovering"].endswith(f":{os.getpid()}")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_recovery_claim_keeps_other_processes_off_until_it_is_as_old_as_recover_after_s(
+        tmp_path, systems, monkeypatch):
+    r = _interrupted_refund(tmp_path, systems, monkeypatch, after_the_system=False)
+    app = _app(tmp_path, systems.url, Planner([FINAL]))
+    try:
+        # a process claimed it and died before it carried it out: nobody else touches it for a while…
+        assert app.inbox.follow_up(r.approval_id, {"recovering": "elsewhere:1"}, key="recover-0")
+        assert app.agents.interrupted(min_age_s=60) == []
+        # …then the next try claims it under its own key and carries it out
+        [done] = app.agents.recover(min_age_s=0)
+        assert done.status == "done" and len(systems.refunds) == 1
+        keys = [c["key"] for c in app.inbox.get(r.approval_id).resolution["follow_ups"]]
+        assert keys == ["recover-0", "recover-1"]
+    finally:
+        app.close()
+
+
 def test_the_server_carries_out_an_interrupted_approval_when_it_starts(tmp_path, systems, monkeypatch):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient

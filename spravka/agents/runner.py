@@ -18,6 +18,8 @@ the model, which tells the user.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -369,6 +371,8 @@ class Agents:
         left alone."""
         age = self.settings.recover_after_s if min_age_s is None else min_age_s
         cutoff = _ago(age)
+        # updated_at moves when a process claims the item for recovery (see recover), so a claim
+        # younger than the cutoff keeps the others off it too
         approved = [i for i in self.inbox.list(type=TYPE, state=InboxState.DONE, limit=limit)
                     if (i.resolution or {}).get("approved") and i.updated_at <= cutoff]
         if not approved:
@@ -390,6 +394,11 @@ class Agents:
         system that honours it does it once; its step is marked ``recovered`` in the trail."""
         results = []
         for item in self.interrupted(min_age_s=min_age_s):
+            # Claim it first, once per try: of two processes recovering at the same moment one gets
+            # the claim and the other moves on. A claimant that dies is retried after the same age.
+            tries = [u for u in (item.resolution or {}).get("follow_ups") or [] if str(u.get("key", "")).startswith("recover-")]
+            if not self.inbox.follow_up(item.id, {"recovering": _worker()}, key=f"recover-{len(tries)}"):
+                continue
             state = dict(item.payload)
             pending = state.pop("pending")
             spec = self.agent(state["agent"])
@@ -423,6 +432,11 @@ class Agents:
         rows = [e for kind in ("agent.step", "agent.run") for e in self._events(kind, limit=limit)
                 if e.get("run_id") == run_id]
         return sorted(rows, key=lambda e: e["id"])
+
+
+def _worker() -> str:
+    """Which process claimed a recovery, for the trail: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _ago(seconds: float) -> str:
