@@ -356,6 +356,71 @@ def test_a_tool_budget_across_runs_stops_the_call_that_would_break_it_even_after
         agents.tools_for(agents.agent("support"), "editor")
 
 
+def test_two_approvals_at_the_same_moment_cannot_both_spend_the_last_of_a_budget(tmp_path, systems, monkeypatch):
+    from spravka.agents import runner
+
+    refund = lambda order: _tool("erp.refund", order_id=order, amount=2190, reason="брак")  # noqa: E731
+    planner = Planner([refund("77-2052"), refund("77-2053")])
+    app = _app(tmp_path, systems.url, planner)
+    app.agents.settings.four_eyes = False
+    spec = tmp_path / "agents" / "support.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace("erp.refund: {over: {amount: 3000}}", "erp.refund: always")
+                    + "  budgets:\n    erp.refund: {per: day, sum: {amount: 3000}}\n", encoding="utf-8")
+    try:
+        first = app.agents.run("support", "Верни 2190 ₽ за заказ 77-2052", actor="ivan", role="editor")
+        second = app.agents.run("support", "Верни 2190 ₽ за заказ 77-2053", actor="ivan", role="editor")
+        assert first.status == second.status == "awaiting_approval"  # each fits alone, not both
+
+        # Both approvals pass their check at once: the second is approved while the first is between
+        # its check and its call (another thread or server in real life).
+        real, raced = runner.Agents._reserve, []
+
+        def reserve(self, spec_, state, tool, args):
+            if not raced:
+                raced.append(True)
+                planner.steps = [FINAL]
+                raced.append(app.agents.approve(second.approval_id, "olga"))
+            return real(self, spec_, state, tool, args)
+
+        monkeypatch.setattr(runner.Agents, "_reserve", reserve)
+        planner.steps = [FINAL]
+        done = app.agents.approve(first.approval_id, "olga")
+        assert raced[1].steps[-1]["outcome"] == "ok"  # the second went out first…
+        assert done.steps[-1]["outcome"] == "limit" and "3000" in done.steps[-1]["result"]  # …so the first may not
+        assert [r["order_id"] for r in systems.refunds] == ["77-2053"]
+        assert app.agents.budget_used(app.agents.agent("support"), "erp.refund")["sum"]["amount"] == [2190, 3000]
+    finally:
+        app.close()
+
+
+def test_a_call_in_flight_holds_its_share_of_the_budget_until_its_step_settles_it(tmp_path, systems):
+    app = _app(tmp_path, systems.url, Planner([FINAL]))
+    spec = tmp_path / "agents" / "support.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8") + "  budgets:\n    erp.refund: {per: day, calls: 5, sum: {amount: 3000}}\n",
+                    encoding="utf-8")
+    try:
+        support = app.agents.agent("support")
+
+        def hold(run: str, amount: int) -> int:
+            return app.store.log_event("agent.budget", {"run_id": run, "step": 1, "agent": "support",
+                                                        "tool": "erp.refund", "arguments": {"amount": amount}})
+
+        a, b = hold("a", 1000), hold("b", 1500)
+        assert app.agents.budget_used(support, "erp.refund")["sum"]["amount"] == [2500, 3000]  # both in flight
+        assert app.agents.budget_used(support, "erp.refund", held_before=b)["sum"]["amount"][0] == 1000
+        assert app.agents.budget_used(support, "erp.refund", held_before=a)["sum"]["amount"][0] == 0
+        assert app.agents.budget_used(support, "erp.refund", own=("b", 1))["sum"]["amount"][0] == 1000  # its retry
+        # "a" failed (its step settles the hold, and an error spends nothing); "b" went through
+        app.store.log_event("agent.step", {"run_id": "a", "step": 1, "agent": "support", "tool": "erp.refund",
+                                           "outcome": "error", "arguments": {"amount": 1000}})
+        app.store.log_event("agent.step", {"run_id": "b", "step": 1, "agent": "support", "tool": "erp.refund",
+                                           "outcome": "ok", "arguments": {"amount": 1500}})
+        assert app.agents.budget_used(support, "erp.refund") == {"per": "day", "calls": [1, 5],
+                                                                 "sum": {"amount": [1500, 3000]}}
+    finally:
+        app.close()
+
+
 class _Killed(BaseException):
     """The process stops here (like kill -9: no handler runs, nothing after it is written)."""
 

@@ -43,6 +43,8 @@ from spravka.core.filters import Filter
 from spravka.store.queues import Inbox, InboxState
 
 TYPE = "approval"
+#: the audit event that holds a budgeted call's share while it is in flight (see Agents._reserve)
+BUDGET_EVENT = "agent.budget"
 #: how a run ends, or waits again: after one of these, an approval's run has gone on
 _ENDS = ("done", "stopped", "failed", "awaiting_approval")
 
@@ -134,22 +136,37 @@ class Agents:
                                       "plain (non-secret) argument of that tool")
         return out
 
-    def budget_used(self, spec: AgentSpec, tool_name: str) -> dict[str, Any] | None:
+    def budget_used(self, spec: AgentSpec, tool_name: str, *, held_before: int | None = None,
+                    own: tuple[str, int] | None = None) -> dict[str, Any] | None:
         """What the tool's budget (``limits.budgets``) has used in its window: ``{"per", "calls":
         [used, cap or None], "sum": {argument: [spent, cap]}}``, or None without a budget. Counted
-        from the audit trail: the tool's ``ok`` steps of every run of this agent."""
+        from the audit trail: the tool's ``ok`` steps of every run of this agent, and the calls in
+        flight (a reservation no step has settled yet; see :meth:`_reserve`). ``held_before`` counts
+        only the reservations made before that one; ``own`` leaves out that run's step (a retry)."""
         b = spec.limits.budgets.get(tool_name)
         if b is None:
             return None
-        used = [e for e in self._events("agent.step", limit=1_000_000, since=_ago(WINDOWS[b.per]))
-                if e.get("agent") == spec.name and e.get("tool") == tool_name and e.get("outcome") == "ok"]
+        since = _ago(WINDOWS[b.per])
+
+        def mine(e: dict[str, Any]) -> bool:
+            return e.get("agent") == spec.name and e.get("tool") == tool_name
+
+        steps = [e for e in self._events("agent.step", limit=1_000_000, since=since) if mine(e)]
+        settled: dict[tuple[Any, Any], int] = {}
+        for e in steps:
+            key = (e.get("run_id"), e.get("step"))
+            settled[key] = max(settled.get(key, 0), e["id"])
+        used = [e for e in steps if e.get("outcome") == "ok"]
+        used += [e for e in self._events(BUDGET_EVENT, limit=1_000_000, since=since)
+                 if mine(e) and (held_before is None or e["id"] < held_before)
+                 and (e.get("run_id"), e.get("step")) != own and settled.get((e.get("run_id"), e.get("step")), 0) < e["id"]]
         return {"per": b.per, "calls": [len(used), b.calls],
                 "sum": {arg: [sum(float((e.get("arguments") or {}).get(arg) or 0) for e in used), cap]
                         for arg, cap in b.sum.items()}}
 
-    def over_budget(self, spec: AgentSpec, tool: Tool, args: dict[str, Any]) -> str | None:
+    def over_budget(self, spec: AgentSpec, tool: Tool, args: dict[str, Any], **held: Any) -> str | None:
         """Why this call would break the tool's budget across the agent's runs, or None."""
-        state = self.budget_used(spec, tool.name)
+        state = self.budget_used(spec, tool.name, **held)
         if state is None:
             return None
         per = {"hour": "час", "day": "сутки", "week": "неделю"}[state["per"]]
@@ -273,11 +290,27 @@ class Agents:
                 continue
             if self.needs_approval(spec, tool, args):
                 return self._suspend(spec, state, tool, args)
-            self._execute(state, tool, args, flt, approved_by=None)
+            self._execute(spec, state, tool, args, flt, approved_by=None)
         return self._finish(state, "stopped", f"Остановлен: не уложился в {spec.limits.max_steps} шагов.")
 
-    def _execute(self, state: dict[str, Any], tool: Tool, args: dict[str, Any], flt: Filter | None, *,
-                 approved_by: str | None, recovered: bool = False) -> None:
+    def _reserve(self, spec: AgentSpec, state: dict[str, Any], tool: Tool, args: dict[str, Any]) -> str | None:
+        """Hold the call's share of its budget before it goes out, or say why it cannot. The hold is
+        an event first and a check after: of two calls at the same moment (two approvals, two
+        servers) the one whose hold came first goes, and the other sees it. The call's step event
+        settles the hold; a hold nothing settled (the process died mid-call) keeps counting, since
+        the call may have gone through."""
+        b = spec.limits.budgets.get(tool.name)
+        if b is None:
+            return None
+        hold = self.log_event(BUDGET_EVENT, {"run_id": state["run_id"], "step": state["step"], "agent": spec.name,
+                                             "tool": tool.name, "arguments": {a: args.get(a) for a in b.sum}})
+        return self.over_budget(spec, tool, args, held_before=int(hold), own=(state["run_id"], state["step"]))
+
+    def _execute(self, spec: AgentSpec, state: dict[str, Any], tool: Tool, args: dict[str, Any], flt: Filter | None,
+                 *, approved_by: str | None, recovered: bool = False) -> None:
+        if why := self._reserve(spec, state, tool, args):  # spent meanwhile by another run
+            self._observe(state, tool.name, args, "limit", why, tool=tool, approved_by=approved_by)
+            return
         ctx = ToolContext(state["run_id"], state["step"], state["actor"], state["role"], flt)
         t = time.perf_counter()
         try:
@@ -360,7 +393,8 @@ class Agents:
         """Run the approved action (its idempotency key is ``spravka-<run>-<step>``, the same on every
         try) and let the model go on."""
         flt = Filter(groups=tuple(state["groups"])) if state["groups"] is not None else None
-        self._execute(state, tool, tool.validate(pending["arguments"]), flt, approved_by=actor, recovered=recovered)
+        self._execute(spec, state, tool, tool.validate(pending["arguments"]), flt, approved_by=actor,
+                      recovered=recovered)
         return self._loop(spec, state)
 
     # ---- recovery: an approval the process did not live to carry out -----------------------------------
