@@ -146,3 +146,33 @@ def test_admin_upload_and_document_actions(env):
     c.app.state.service.jobs.wait_idle(60)
     assert sp.store.get_document("default", "parking.md") is None
     c.cookies.clear()
+
+
+class _ScriptedExtraction:
+    """A scripted stand-in for the chat model: answers every extraction with this record."""
+
+    def __init__(self, record: dict) -> None:
+        self.record = record
+
+    def chat_json(self, messages, model, **kw):
+        return model.model_validate(self.record)
+
+
+def test_the_review_page_shows_what_the_model_wrote_where_the_record_took_the_documents_words(env):
+    sp, c, admin, _, _ = env
+    text = ("ООО «Техносклад»\nАдрес: 115088, г. Москва,\nул. Угрешская, д. 2, стр. 15\n"
+            "КАССОВЫЙ ЧЕК № 12 от 05.03.2026\nИТОГО 1 250,00")
+    wrote = "115088, г. Москва, ул. Угрешская д. 2, стр.15"  # commas and a space lost on the way
+    sp.__dict__["llm"] = _ScriptedExtraction({"company": "ООО Техносклад", "address": wrote, "date": "2026-03-05",
+                                              "total": 1350.0})  # and a total the receipt does not have
+    try:
+        r = sp.extractor.extract_text(text, "receipt", source="chek-12.txt")
+    finally:
+        del sp.__dict__["llm"]
+    assert r.status == "review" and r.data["address"] == "115088, г. Москва, ул. Угрешская, д. 2, стр. 15"
+    login(c, admin)
+    page = c.get(f"/admin/extract/{r.review_id}").text
+    assert 'value="115088, г. Москва, ул. Угрешская, д. 2, стр. 15"' in page  # the form holds the document's words
+    assert f"модель написала: {wrote}" in page  # and says what the model wrote
+    assert page.count("модель написала") == 1  # only where it differs
+    c.cookies.clear()

@@ -167,7 +167,8 @@ class Extractor:
             item = self.inbox.add(
                 TYPE, f"{schema.spec.title or schema.name}: {Path(source).name}",
                 {"schema": schema.name, "schema_source": schema.source, "source": source, "data": data,
-                 "issues": [i.to_dict() for i in res.issues], "text": text[: self.settings.review_text_chars],
+                 "issues": [i.to_dict() for i in res.issues], "snapped": res.snapped,
+                 "text": text[: self.settings.review_text_chars],
                  "content_hash": digest},
                 priority=1 if any(i.kind in ("missing", "not_in_document") for i in res.issues) else 0,
                 ref=digest, dedup_key=f"{TYPE}:{digest}")

@@ -458,8 +458,9 @@ def extract_review(item_id: str, request: Request):
     data = (item.resolution or {}).get("data") or item.payload.get("data") or {}
     issues: dict[str, list[str]] = {}
     for i in item.payload.get("issues") or []:  # items[0].amount → items.0.amount, as the inputs are named
-        key = i["field"].replace("[", ".").replace("]", "")
-        issues.setdefault(key, []).append(i["message"])
+        issues.setdefault(_input_name(i["field"]), []).append(i["message"])
+    # what the model wrote where the record now has the document's own words (see extract.snap_record)
+    snapped = {_input_name(k): v for k, v in (item.payload.get("snapped") or {}).items()}
     fields = []
     for name, f in schema.spec.fields.items():
         if f.type == "list":
@@ -468,7 +469,13 @@ def extract_review(item_id: str, request: Request):
         else:
             fields.append({"name": name, "spec": f, "list": False, "value": data.get(name)})
     return page("admin/extract.html", **_ctx(request, p, csrf, "inbox", item=item, schema=schema, fields=fields,
-                                             issues=issues, issues_total=len(item.payload.get("issues") or [])))
+                                             issues=issues, issues_total=len(item.payload.get("issues") or []),
+                                             snapped=snapped))
+
+
+def _input_name(field: str) -> str:
+    """A record path as the review form names its input: items[0].amount → items.0.amount."""
+    return field.replace("[", ".").replace("]", "")
 
 
 def _form_value(raw: str, kind: str, name: str) -> Any:
