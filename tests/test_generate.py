@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -225,6 +226,84 @@ class _Writer:
 
     def close(self) -> None:
         pass
+
+
+class _Drafts:
+    """A scripted stand-in for the LLM: these replies in turn, and the temperature of each call."""
+
+    name = "scripted-drafts"
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies, self.temperatures = list(replies), []
+
+    def chat(self, messages, temperature=None, **kw):
+        from types import SimpleNamespace
+
+        self.temperatures.append(temperature)
+        return SimpleNamespace(text=self.replies.pop(0))
+
+    def close(self) -> None:
+        pass
+
+
+def test_variants_are_each_checked_the_best_is_the_text_and_a_person_may_take_another(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from spravka.api import create_app
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+
+    body = ("Простите за ожидание: мы сделаем всё, чтобы вы получили покупку как можно скорее, и будем держать "
+            "вас в курсе.")
+    inputs = {"customer_name": "Анна", "order_id": "77-2051", "new_date": "2026-12-03"}
+    phone = f"Анна, заказ 77-2051 приедет 3 декабря 2026 года. {body} Звоните +7 999 123-45-67."  # invented
+    good = f"Анна, ваш заказ 77-2051 приедет 3 декабря 2026 года. {body}"
+    also = f"Анна, заказ 77-2051 будет у вас 3 декабря 2026 года. {body}"
+    app = Spravka(Settings(home=tmp_path, embedder={"provider": "use"},
+                           generate={"tone": "domoteka", "retries": 0, "temperature": 0.2,
+                                     "deliver_to": "webhook:http://127.0.0.1:9/crm"}))
+    try:
+        for bad in (0, 6):
+            with pytest.raises(InputError, match="variants"):
+                app.generator.generate("delay_notice", inputs, variants=bad)
+        app.__dict__["llm"] = writer = _Drafts([phone, good, also])
+        r = app.generator.generate("delay_notice", inputs, variants=3, review=False, deliver=False)
+        assert writer.temperatures == [0.2, 0.8, 0.8]  # the first as configured, the others freer
+        assert r.status == "ok" and r.text.startswith(good) and r.attempts == 3
+        assert [(v["chosen"], v["status"]) for v in r.variants] == [(False, "review"), (True, "ok"), (False, "ok")]
+        assert "unsupported" in {i["kind"] for i in r.variants[0]["issues"]} and r.variants[1]["issues"] == []
+
+        # all three flawed: the one with the fewest issues goes to a person, with the others beside it
+        flawed = phone.replace("77-2051", "77-2052")
+        worse = flawed.replace(" 3 декабря 2026 года", " на днях")  # the invented phone, and the date left out
+        app.__dict__["llm"] = _Drafts([worse, flawed, worse])
+        r = app.generator.generate("delay_notice", {**inputs, "order_id": "77-2052"}, variants=3)
+        assert r.status == "review" and r.text.startswith(flawed) and r.review_id
+        assert [v["chosen"] for v in r.variants] == [False, True, False] and app.outbox.list() == []
+        admin, _ = app.keys.create("olga", "admin")
+        with TestClient(create_app(app, resume_jobs=False)) as c:
+            c.post("/admin/login", data={"key": admin})
+            page = c.get(f"/admin/generate/{r.review_id}").text
+            assert page.count('class="variant"') == 2 and "Принять этот вариант" in page
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+            mine = app.generator.pending()[0].payload["variants"][2]["text"]
+            done = c.post(f"/admin/generate/{r.review_id}", data={"csrf": csrf, "action": "approve", "text": mine},
+                          follow_redirects=False)
+            assert done.status_code == 303
+            app.__dict__["llm"] = _Drafts([good, also])
+            api = c.post("/v1/generate", json={"template": "delay_notice", "inputs": {**inputs, "order_id": "77-2053"},
+                                               "variants": 2}, headers=h(admin))
+            assert [v["chosen"] for v in api.json()["variants"]] == [True, False], api.text
+            too_many = c.post("/v1/generate", json={"template": "delay_notice", "inputs": inputs, "variants": 9},
+                              headers=h(admin))
+            assert too_many.status_code == 422
+        item = app.inbox.get(r.review_id)
+        assert item.resolution["edited"] is True and item.resolution["text"] == mine  # checked again, delivered
+        assert {i["kind"] for i in item.resolution["issues_left"]} >= {"missing", "unsupported"}
+        assert mine in [m.payload["text"] for m in app.outbox.list()]
+    finally:
+        app.close()
 
 
 def test_a_golden_set_of_texts_is_scored_and_the_checks_judged_as_a_gate(tmp_path):

@@ -24,6 +24,8 @@ class GenerateRequest(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     tone: str | None = Field(None, max_length=64)
     collection: str | None = Field(None, max_length=128)
+    #: drafts to write (each checked; the text is the one with the fewest issues, all are returned)
+    variants: int = Field(1, ge=1, le=5)
 
 
 class ApproveBody(BaseModel):
@@ -52,7 +54,7 @@ async def generate(req: GenerateRequest, request: Request, p: Principal = Depend
     tpl = _builtin("template", req.template, template_names())
     tone = _builtin("tone", req.tone, tone_names()) if req.tone else None
     res = await run_in_threadpool(lambda: svc.sp.generator.generate(
-        tpl, req.inputs, tone=tone, collection=req.collection, flt=p.filter()))
+        tpl, req.inputs, tone=tone, collection=req.collection, flt=p.filter(), variants=req.variants))
     return res.to_dict()
 
 

@@ -75,6 +75,8 @@ def run(
     out_file: Path | None = typer.Option(None, "--out", "-o", help="Append results as JSON Lines; a re-run "
                                          "skips the records already there."),
     review: bool = typer.Option(True, "--review/--no-review", help="Queue doubtful texts for a person."),
+    variants: int = typer.Option(1, "--variants", "-n", min=1, max=5, help="Drafts to write and check; the one "
+                                 "with the fewest issues is the text, the others are shown (and kept for review)."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -109,7 +111,7 @@ def run(
                 bar.advance(task)
                 continue
             try:
-                r = gen.generate(tpl, row, tone=tn, collection=collection, review=review).to_dict()
+                r = gen.generate(tpl, row, tone=tn, collection=collection, review=review, variants=variants).to_dict()
             except (ModelError, InputError) as e:  # bad inputs or a dead server fail this record, not the batch
                 if not batch:
                     raise
@@ -146,6 +148,12 @@ def _show(r: dict[str, Any]) -> None:
         console.print(f"[dim][{s['n']}] {s['doc_id']} — {s['title']}[/]")
     for i in r.get("issues") or []:
         console.print(f"[yellow]⚠ {i['kind']}[/]: {i['message']}")
+    others = [v for v in r.get("variants") or [] if not v["chosen"]]
+    for n, v in enumerate(others, 2):
+        console.rule(f"[dim]вариант {n}: {_STATUS.get(v['status'], v['status'])}, {v['words']} слов[/]")
+        out.print(v["text"], markup=False, highlight=False)
+        for i in v["issues"]:
+            console.print(f"[yellow]⚠ {i['kind']}[/]: {i['message']}")
 
 
 @generate_app.command("templates")

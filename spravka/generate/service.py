@@ -28,6 +28,8 @@ from spravka.generate.template import TemplateSpec, ToneSpec, load_template, loa
 from spravka.store.queues import Inbox, InboxItem, InboxState, Outbox
 
 TYPE = "generation"
+#: drafts one request may ask for (each is at least one model call)
+MAX_VARIANTS = 5
 
 _PROMPT = {
     "ru": {
@@ -98,6 +100,9 @@ class GenerationResult:
     review_id: str | None = None
     digest: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: with ``variants`` > 1: every draft, in the order written, each with its own issues; ``text``
+    #: is the one with the fewest blocking issues (the first of equals)
+    variants: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def words(self) -> int:
@@ -107,7 +112,7 @@ class GenerationResult:
         return {"template": self.template, "tone": self.tone, "status": self.status, "text": self.text,
                 "words": self.words, "issues": [i.to_dict() for i in self.issues], "sources": self.sources,
                 "attempts": self.attempts, "review_id": self.review_id, "digest": self.digest,
-                "timings_ms": self.timings_ms}
+                "timings_ms": self.timings_ms, "variants": self.variants}
 
 
 #: (query, collection, filter, k) → numbered passages (``answer.sources.Source``)
@@ -127,9 +132,14 @@ class Generator:
 
     def generate(self, template: TemplateSpec | str, inputs: dict[str, Any], *, tone: ToneSpec | str | None = None,
                  collection: str | None = None, flt: Filter | None = None, review: bool | None = None,
-                 deliver: bool = True, temperature: float | None = None) -> GenerationResult:
-        """Write one text. Bad inputs raise ``InputError`` before any model runs; a dead LLM
-        server raises ``ModelUnavailableError`` (nothing is recorded, so running again is safe)."""
+                 deliver: bool = True, temperature: float | None = None, variants: int = 1) -> GenerationResult:
+        """Write one text, or ``variants`` drafts of it to choose from (the first at the configured
+        temperature, the others at ``generate.variant_temperature`` at least), each checked on its
+        own; the result's text is the draft with the fewest blocking issues. Bad inputs raise
+        ``InputError`` before any model runs; a dead LLM server raises ``ModelUnavailableError``
+        (nothing is recorded, so running again is safe)."""
+        if not 1 <= variants <= MAX_VARIANTS:
+            raise InputError(f"variants must be 1 to {MAX_VARIANTS}, not {variants}")
         tpl = load_template(template) if isinstance(template, str) else template
         tn = load_tone(tone or self.settings.tone) if not isinstance(tone, ToneSpec) else tone
         values, input_issues = validate_inputs(tpl, inputs)
@@ -160,28 +170,46 @@ class Generator:
             raise ConfigError("no LLM is configured", hint="set [llm] in spravka.toml")
         messages = self.messages(tpl, tn, values, sources)
         temp = self.settings.temperature if temperature is None else temperature
-        best: tuple[int, str, list[Issue]] | None = None
         t = time.perf_counter()
+        drafts = []
+        for n in range(variants):
+            draft, attempts = self._draft(model, messages, temp if n == 0 else max(temp, self.settings.variant_temperature),
+                                          tpl, tn, values, evidence)
+            drafts.append(draft)
+            res.attempts += attempts
+        res.timings_ms["llm_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        best = min(drafts, key=lambda d: d[0])  # the first of equals
+        res.text, res.issues = best[1], input_issues + best[2]
+        res.status = "review" if any(i.blocking for i in res.issues) else "ok"
+        if variants > 1:
+            res.variants = [{"text": d[1], "words": word_count(d[1]), "chosen": d is best,
+                             "status": "review" if any(i.blocking for i in input_issues + d[2]) else "ok",
+                             "issues": [i.to_dict() for i in input_issues + d[2]]} for d in drafts]
+        self._settle(res, tpl, tn, values, inputs, collection, review=review, deliver=deliver)
+        return res
+
+    def _draft(self, model: Any, messages: list[dict[str, str]], temp: float, tpl: TemplateSpec, tone: ToneSpec,
+               values: dict[str, str], evidence: str) -> tuple[tuple[int, str, list[Issue]], int]:
+        """One draft: written, checked, and rewritten with the issues named (``generate.retries``)
+        while a check fails. Returns (blocking issues, text, issues) of its best try, and the tries."""
+        best: tuple[int, str, list[Issue]] | None = None
+        attempts = 0
         for attempt in range(1 + self.settings.retries):
             reply = model.chat(messages, temperature=temp, max_tokens=self.settings.max_tokens).text
-            text = self._finish(reply, tpl, tn)
-            issues = check_text(text, tpl, tn, values=values, evidence=evidence)
+            text = self._finish(reply, tpl, tone)
+            issues = check_text(text, tpl, tone, values=values, evidence=evidence)
             blocking = sum(i.blocking for i in issues)
             if best is None or blocking < best[0]:
                 best = (blocking, text, issues)
-            res.attempts = attempt + 1
+            attempts = attempt + 1
             if not blocking:
                 break
             hints = _RETRY_HINTS.get(tpl.language, {})
             problems = "\n".join(f"- {hints.get(i.kind, i.kind)}: {i.message}" for i in issues if i.blocking)
             messages = [*messages, {"role": "assistant", "content": reply},
                         {"role": "user", "content": _PROMPT[tpl.language]["retry"].format(problems=problems)}]
-        res.timings_ms["llm_ms"] = round((time.perf_counter() - t) * 1000, 1)
         assert best is not None
-        res.text, res.issues = best[1], input_issues + best[2]
-        res.status = "review" if any(i.blocking for i in res.issues) else "ok"
-        self._settle(res, tpl, tn, values, inputs, collection, review=review, deliver=deliver)
-        return res
+        return best, attempts
 
     # ---- the prompt ----------------------------------------------------------------------------------
     def messages(self, tpl: TemplateSpec, tone: ToneSpec, values: dict[str, str],
@@ -236,6 +264,7 @@ class Generator:
                 {"template": tpl.model_dump(), "template_name": tpl.name, "tone": res.tone, "tone_spec": tone.model_dump(), "values": values,
                  "inputs": inputs,
                  "text": res.text, "issues": [i.to_dict() for i in res.issues], "sources": res.sources,
+                 "variants": res.variants,
                  "collection": collection, "digest": res.digest},
                 priority=1 if any(i.kind in ("unsupported", "injection") for i in res.issues) else 0,
                 ref=res.digest, dedup_key=f"{TYPE}:{res.digest}")
@@ -250,6 +279,7 @@ class Generator:
         # the text and the inputs may hold personal data: counts and kinds only
         self.log_event(TYPE, {"template": res.template, "tone": res.tone, "status": res.status, "issues": kinds,
                               "words": res.words, "attempts": res.attempts, "sources": len(res.sources),
+                              "variants": len(res.variants) or 1,
                               "review_id": res.review_id, **res.timings_ms})
 
     def pending(self, limit: int = 100) -> list[InboxItem]:
