@@ -269,7 +269,7 @@ def test_variants_are_each_checked_the_best_is_the_text_and_a_person_may_take_an
                 app.generator.generate("delay_notice", inputs, variants=bad)
         app.__dict__["llm"] = writer = _Drafts([phone, good, also])
         r = app.generator.generate("delay_notice", inputs, variants=3, review=False, deliver=False)
-        assert writer.temperatures == [0.2, 0.8, 0.8]  # the first as configured, the others freer
+        assert writer.temperatures == [0.2, 0.7, 0.7]  # the first as configured, the others freer
         assert r.status == "ok" and r.text.startswith(good) and r.attempts == 3
         assert [(v["chosen"], v["status"]) for v in r.variants] == [(False, "review"), (True, "ok"), (False, "ok")]
         assert "unsupported" in {i["kind"] for i in r.variants[0]["issues"]} and r.variants[1]["issues"] == []

@@ -351,7 +351,7 @@ class GenerateSettings(_Delivers):
     tone: str = "neutral"
     temperature: float = Field(0.3, ge=0.0, le=2.0)
     #: the least temperature of the second and later drafts when several are asked for (variants)
-    variant_temperature: float = Field(0.8, ge=0.0, le=2.0)
+    variant_temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(700, ge=64, le=16384)
     #: rewrites with the issues named when a check fails, before a person is asked
     retries: int = Field(1, ge=0, le=3)
