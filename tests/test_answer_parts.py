@@ -93,6 +93,20 @@ def test_inflected_names_match_by_lemma_or_stem():
     ).ok
 
 
+def test_a_name_written_in_the_other_script_is_the_same_name_and_a_different_one_is_not():
+    from spravka.answer.check import sound, unsupported_facts
+
+    for ru, latin in (("Петров", "Petrov"), ("Юлия", "Yulia"), ("Юлия", "Iuliia"), ("Щукин", "Shchukin"),
+                      ("Алексей", "Alexey"), ("Пётр", "Pyotr"), ("Пётр", "Petr"), ("Хабибуллин", "Khabibullin"),
+                      ("Наталья", "Natalia"), ("Дмитрий", "Dmitry"), ("Евгений", "Yevgeny"), ("Цой", "Tsoi")):
+        assert sound(ru) == sound(latin), (ru, latin)
+    assert sound("Иванов") != sound("Ivan") and sound("Петров") != sound("Ivanov")
+    inputs = "Клиент: Ivan Petrov, заказ 77-2051. Менеджер: Юлия Щукина."
+    assert unsupported_facts("Иван Петров, ваш заказ готов. Пишет Yulia Shchukina.", inputs) == []
+    assert unsupported_facts("Ивану Петрову пишет Julia Schukina.", inputs) == []  # inflected, too
+    assert unsupported_facts("Уважаемый Пётр Иванов, пишет Мария.", inputs) == ["Пётр", "Иванов", "Мария"]
+
+
 def test_english_answers_check_capitalised_names_only():
     assert names_in("You can use DomoVPN from Spain [1]. Kazakhstan is fine.") == ["DomoVPN", "Spain"]
     assert check_answer("Install DomoVPN from the Service Desk portal [1].", [VPN]).ok

@@ -121,7 +121,8 @@ def test_invented_facts_are_caught_even_when_copied_from_the_tone_example():
     assert kinds(GOOD + "\nЗвоните: 8 800 100-20-30.") == ["unsupported"]  # the example's phone: style, not facts
     assert kinds(GOOD.replace("Простите за ожидание.", "Курьер Сергей привезёт его утром.")) == ["unsupported"]
     issues = check_text(GOOD + " Подробности на domoteka.ru/help.", NOTICE, DOMOTEKA, values=VALUES, evidence=EVIDENCE)
-    assert issues[0].kind == "unsupported" and "domoteka" in issues[0].message
+    # the invented address is caught by its path («domoteka» itself is the company's name, transliterated)
+    assert issues[0].kind == "unsupported" and "help" in issues[0].message
 
 
 def test_the_tone_of_voice_and_the_template_are_held_to():

@@ -16,7 +16,7 @@ Numbers are compared digit run by digit run (``5 000`` = ``5000``, ``01.04.2023`
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from spravka.answer.language import detect_language
@@ -114,14 +114,43 @@ def names_in(text: str) -> list[str]:
     return list(seen)
 
 
-def _name_supported(name: str, lemmas: set[str], lowered: str) -> bool:
+def _name_supported(name: str, lemmas: set[str], lowered: str, sounds: Callable[[], set[str]]) -> bool:
     if name.lower() in lowered:
         return True
     parts = [p for p in analyze(name) if p]
     if parts and all(p in lemmas or (len(p) >= 5 and p[:5] in lowered) for p in parts):
         return True
     words = _WORD.findall(name.lower())
-    return bool(words) and all(len(w) >= 5 and w[:5] in lowered for w in words)
+    if words and all(len(w) >= 5 and w[:5] in lowered for w in words):
+        return True
+    # the same name in the other script: «Петрову» for Petrov, «Yulia» for Юлия
+    known = sounds()
+    return bool(words) and all(sound(w) in known or any(sound(x) in known for x in analyze(w)) for w in words)
+
+
+_CYR = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+                ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r", "s", "t",
+                 "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"], strict=True))
+_SOUNDS = [(re.compile(a), b) for a, b in (
+    (r"shch|sch|sh", "s"), (r"tch|ch|ts|tz", "c"), (r"kh", "h"), (r"zh", "z"), (r"ph", "f"), (r"x", "ks"),
+    (r"w", "v"), (r"ck|q", "k"), (r"[yj]o", "e"),
+    (r"[yji](?=[aeou])", ""), (r"[yji](?=[aeou])", ""),  # the glide of я, ю, ия, ья in any spelling
+    (r"[yj]", "i"), (r"(.)\1+", r"\1"))]
+
+
+def sound(word: str) -> str:
+    """A rough sound key shared by the Cyrillic and the usual Latin spellings of a name, so that
+    transliterations match: Петров / Petrov, Юлия / Yulia / Julia / Iuliia, Щукин / Shchukin,
+    Алексей / Aleksey / Alexey, Пётр / Pyotr / Petr. Only ever used to accept a name."""
+    w = "".join(_CYR.get(ch, ch) for ch in word.lower())
+    for pattern, repl in _SOUNDS:
+        w = pattern.sub(repl, w)
+    return w
+
+
+def _sounds(evidence: str) -> set[str]:
+    words = _WORD.findall(evidence.lower())
+    return {sound(w) for w in words} | {sound(x) for w in set(words) for x in analyze(w)}
 
 
 def unsupported_facts(text: str, evidence: str) -> list[str]:
@@ -135,8 +164,15 @@ def unsupported_facts(text: str, evidence: str) -> list[str]:
             unsupported.append(num)
     lowered = evidence.lower().replace("ё", "е")
     lemmas = set(analyze(evidence))
+    keys: list[set[str]] = []
+
+    def sounds() -> set[str]:  # built once, and only when a name is not found as written
+        if not keys:
+            keys.append(_sounds(evidence))
+        return keys[0]
+
     for name in names_in(body):
-        if not _name_supported(name, lemmas, lowered):
+        if not _name_supported(name, lemmas, lowered, sounds):
             unsupported.append(name)
     return unsupported
 
