@@ -288,6 +288,44 @@ def test_admin_edits_a_flagged_draft_beside_its_data_and_approves_it(server, bro
     assert item.resolution["text"] == mine and item.resolution["issues_left"] == []
 
 
+class _TwoDrafts(SlowModel):
+    """A scripted stand-in for the LLM that writes two different drafts, one after the other."""
+
+    DRAFTS = ["Анна, заказ 77-2052 задерживается. Простите!",
+              "Здравствуйте, Анна! Заказ 77-2052 приедет позже обычного.\nМы напишем, когда курьер выедет."]
+
+    def chat(self, messages, **kw):
+        self.calls += 1
+        text = self.DRAFTS[(self.calls - 1) % 2]
+        return ChatResult(text=text, tool_calls=[], usage=Usage(120, 20), cost=0.0, latency_ms=1.0, model="two",
+                          finish_reason="stop")
+
+
+def test_admin_takes_the_other_variant_of_a_draft(server, browser, tmp_path, monkeypatch):
+    sp, srv, admin = server
+    monkeypatch.setitem(sp.__dict__, "llm", _TwoDrafts())
+    monkeypatch.setattr(sp.generator.settings, "retries", 0)
+    inputs = {"customer_name": "Анна", "order_id": "77-2052", "new_date": "2026-12-04"}
+    r = sp.generator.generate("delay_notice", inputs, tone="domoteka", variants=2)
+    assert r.status == "review" and [v["chosen"] for v in r.variants] == [True, False], r.to_dict()
+    other = r.variants[1]["text"]
+    assert "\n" in other  # a line break must survive the form
+
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+    _login(browser, wait, srv, admin)
+    browser.get(srv.url + f"/admin/generate/{r.review_id}")
+    wait.until(lambda d: d.find_elements(By.ID, "variants"))
+    assert browser.find_element(By.ID, "text").get_attribute("value") == r.text
+    assert "приедет позже обычного" in browser.find_element(By.ID, "variants").text
+    browser.execute_script("document.getElementById('variants').scrollIntoView()")
+    browser.save_screenshot(str(tmp_path / "admin-generate-variants.png"))
+    browser.find_element(By.CSS_SELECTOR, "#variants form.variant button[value=approve]").click()
+    wait.until(lambda d: "Принято" in d.page_source)
+    assert console_errors(browser) == []
+    item = sp.inbox.get(r.review_id)
+    assert item.state == "done" and item.resolution["text"] == other and item.resolution["edited"] is True
+
+
 def test_admin_approves_an_agents_refund_in_the_inbox(server, browser, tmp_path, monkeypatch):
     """The plan comes from the scripted stand-in for the LLM of test_agents.py, and the ERP is the
     scripted stand-in of agent_standin.py; the console, the browser and the approval path are real."""
