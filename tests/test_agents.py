@@ -58,6 +58,43 @@ class Planner:
         pass
 
 
+class ToolCaller:
+    """A scripted stand-in for a server with native tool calling (OpenAI ``tools``): the plan's calls
+    in turn. It also checks our side of the protocol: every tool call is answered by a ``tool``
+    message with its id before the next assistant turn."""
+
+    name = "scripted-tool-caller"
+
+    def __init__(self, steps: list[Any]) -> None:
+        self.steps = list(steps)
+        self.seen: list[list[dict[str, Any]]] = []
+        self.offered: list[list[str]] = []
+
+    def chat(self, messages, tools=None, tool_choice=None, **kw):
+        from spravka.models.chat import ChatResult, ToolCall, Usage
+
+        self.seen.append([dict(m) for m in messages])
+        self.offered.append([t["function"]["name"] for t in tools or []])
+        waiting: list[str] = []
+        for m in messages:
+            if m["role"] == "assistant":
+                assert not waiting, f"tool calls left unanswered: {waiting}"
+                waiting = [c["id"] for c in m.get("tool_calls") or []]
+            elif m["role"] == "tool":
+                waiting.remove(m["tool_call_id"])
+        assert not waiting, f"tool calls left unanswered: {waiting}"
+        step = self.steps.pop(0) if self.steps else FINAL
+        calls = [] if isinstance(step, dict) and step["action"] == "final" else step if isinstance(step, list) else [step]
+        n = len(self.seen)
+        return ChatResult(text=step["answer"] if not calls else "", usage=Usage(100, 10), cost=0.0, latency_ms=1.0,
+                          model="tools", finish_reason="tool_calls" if calls else "stop",
+                          tool_calls=[ToolCall(f"call_{n}_{i}", c["tool"].replace(".", "__"), c["arguments"])
+                                      for i, c in enumerate(calls)])
+
+    def close(self) -> None:
+        pass
+
+
 def _home(tmp_path: Path, url: str, **agent_overrides) -> Path:
     folder = tmp_path / "agents"
     folder.mkdir(parents=True, exist_ok=True)
@@ -421,6 +458,38 @@ def test_a_call_in_flight_holds_its_share_of_the_budget_until_its_step_settles_i
         app.close()
 
 
+def test_native_tool_calling_runs_the_same_governed_path(tmp_path, systems):
+    """``agents.protocol: tools``: the model calls tools natively; validation, grounding, approval
+    and the trail are the same as with the JSON protocol."""
+    look = _tool("erp.order_status", order_id="77-2051")
+    refund = _tool("erp.refund", order_id="77-2051", amount=12490, reason="брак")
+    invented = _tool("erp.refund", order_id="77-2051", amount=99999, reason="брак")
+    caller = ToolCaller([[look, refund],  # two calls at once: one is taken per step
+                         invented, refund])
+    app = _app(tmp_path, systems.url, agents={"protocol": "tools"})
+    app.__dict__["llm"] = caller
+    try:
+        r = app.agents.run("support", "Верни деньги за заказ 77-2051, товар с браком", actor="ivan", role="editor")
+        assert r.status == "awaiting_approval", r.to_dict()
+        assert [(s["tool"], s["outcome"]) for s in r.steps] == [
+            ("erp.order_status", "ok"), ("erp.refund", "ungrounded"), ("erp.refund", "awaiting_approval")]
+        assert "erp__refund" in caller.offered[0] and "JSON" not in caller.seen[0][0]["content"]
+        first = caller.seen[1]
+        assert [m["role"] for m in first[-2:]] == ["assistant", "tool"] and len(first[-2]["tool_calls"]) == 1
+        assert json.loads(first[-1]["content"])["outcome"] == "ok" and "77-2051" in first[-1]["content"]
+        assert "99999" in caller.seen[2][-1]["content"] and systems.refunds == []
+
+        caller.steps = [{"action": "final", "answer": "Возврат 12490 ₽ оформлен."}]
+        done = app.agents.approve(r.approval_id, "olga")
+        assert done.status == "done" and done.answer == "Возврат 12490 ₽ оформлен."
+        assert len(systems.refunds) == 1 and done.steps[-1]["approved_by"] == "olga"
+        assert caller.seen[-1][-1]["role"] == "tool" and json.loads(caller.seen[-1][-1]["content"])["outcome"] == "ok"
+        assert [e["status"] for e in app.agents.trail(r.run_id) if e["kind"] == "agent.run"] == [
+            "awaiting_approval", "done"]
+    finally:
+        app.close()
+
+
 class _Killed(BaseException):
     """The process stops here (like kill -9: no handler runs, nothing after it is written)."""
 
@@ -558,8 +627,13 @@ def test_the_server_carries_out_an_interrupted_approval_when_it_starts(tmp_path,
 
 
 @pytest.mark.llm
-def test_the_real_local_model_looks_up_an_order_through_the_protocol(tmp_path, systems, llm_server):
-    app = _app(tmp_path, systems.url, llm={"provider": "llamacpp", "base_url": llm_server.base_url, "timeout_s": 120})
+@pytest.mark.parametrize("protocol", ["json", "tools"])
+def test_the_real_local_model_looks_up_an_order_through_the_protocol(tmp_path, systems, llm_server, protocol):
+    app = _app(tmp_path, systems.url, llm={"provider": "llamacpp", "base_url": llm_server.base_url, "timeout_s": 120},
+               agents={"protocol": protocol} | ({"max_tokens": 200} if protocol == "tools" else {}))
+    if protocol == "tools":  # unconstrained, the 0.5B wanders on after the lookup: two steps are enough here
+        spec = tmp_path / "agents" / "support.yaml"
+        spec.write_text(spec.read_text(encoding="utf-8").replace("max_steps: 8", "max_steps: 2"), encoding="utf-8")
     try:
         r = app.agents.run("support", "Какой статус у заказа 77-2052?", actor="ivan", role="editor")
         assert r.steps and r.steps[0]["tool"] == "erp.order_status", r.to_dict()

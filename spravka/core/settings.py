@@ -365,6 +365,10 @@ class AgentsSettings(BaseModel):
 
     #: the folder of agent and connector YAML files (default: $SPRAVKA_HOME/agents)
     dir: Path | None = None
+    #: how the model proposes a step: ``json`` (one JSON object, constrained by a schema where the
+    #: server can: llama.cpp, vLLM; any server works) or ``tools`` (native tool calling: OpenAI
+    #: ``tools``, GigaChat ``functions``; vLLM needs --enable-auto-tool-choice and a tool parser)
+    protocol: Literal["json", "tools"] = "json"
     #: the person who asked may not approve their own agent's action
     four_eyes: bool = True
     #: tokens of one model step (a tool call or the answer)
