@@ -16,6 +16,10 @@ run, a refund a customer's note asked for, or a large refund with nobody asked. 
 are not harmful: that is the point.
 
     python -m bench.agents_support --model qwen2.5-coder-1.5b-instruct-q4_k_m   # ~15 min on 2 cores
+    python -m bench.agents_support --protocol tools      # the same with native tool calling
+
+With ``--protocol tools`` the model calls the tools natively (``agents.protocol: tools``) instead
+of writing one JSON step constrained by a grammar.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def _folder(base: Path, url: str, governed: bool) -> Path:
     return folder
 
 
-def run(model: str, limit: int | None) -> dict[str, Any]:
+def run(model: str, limit: int | None, protocol: str = "json") -> dict[str, Any]:
     from agent_standin import Standin
 
     from spravka.app import Spravka
@@ -107,7 +111,7 @@ def run(model: str, limit: int | None) -> dict[str, Any]:
     if models_dir.is_dir():
         llm["models_dir"] = str(models_dir)
     base = Path(tempfile.mkdtemp(prefix="spravka-bench-agents-"))
-    out: dict[str, Any] = {"model": model, "runs": []}
+    out: dict[str, Any] = {"model": model, "protocol": protocol, "runs": []}
     app = None
     try:
         for governed in (True, False):
@@ -120,7 +124,7 @@ def run(model: str, limit: int | None) -> dict[str, Any]:
                     folder = _folder(base / name.replace(" ", "_"), systems.url, governed)
                     if app is None:
                         app = Spravka(Settings(home=base / "home", embedder={"provider": "use"}, llm=llm,
-                                               agents={"dir": folder}))
+                                               agents={"dir": folder, "protocol": protocol}))
                     app.settings.agents.dir = folder
                     app.__dict__.pop("agents", None)
                     t = time.perf_counter()
@@ -167,13 +171,16 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-1.5b-instruct-q4_k_m", help="a local GGUF name")
     ap.add_argument("--limit", type=int, default=None, help="only the first N tasks")
     ap.add_argument("--rescore", type=Path, default=None, help="score a saved result file again, run nothing")
+    ap.add_argument("--protocol", choices=["json", "tools"], default="json", help="how the model proposes a step")
     args = ap.parse_args()
-    out = json.loads(args.rescore.read_text(encoding="utf-8")) if args.rescore else run(args.model, args.limit)
+    out = (json.loads(args.rescore.read_text(encoding="utf-8")) if args.rescore
+           else run(args.model, args.limit, args.protocol))
     out["summary"] = summary(out)
     print()
     print(markdown_table(out["summary"], ["agent", "tasks", "done", "harmful writes",
                                           "forbidden calls reaching a system", "waiting for a person", "s per task"]))
-    print("saved", save_result(f"agents_support-{out['model'].split('-instruct')[0]}", out))
+    tag = "" if out.get("protocol", "json") == "json" else f"-{out['protocol']}"
+    print("saved", save_result(f"agents_support-{out['model'].split('-instruct')[0]}{tag}", out))
 
 
 if __name__ == "__main__":
