@@ -658,5 +658,9 @@ def test_the_cli_lists_agents_and_reports_a_dead_llm_clearly(tmp_path, systems):
     assert p.returncode == 0 and json.loads(p.stdout)[0]["name"] == "support"
     p = run("run", "support", "Где заказ 77-2052?")
     assert p.returncode != 0 and "127.0.0.1" in p.stderr and systems.requests == []
+    p = run("run", "support", "Где заказ 77-2052?", "--protocol", "tools")  # the same dead server, the other way
+    assert p.returncode != 0 and "127.0.0.1" in p.stderr and systems.requests == []
+    p = run("run", "support", "Где заказ 77-2052?", "--protocol", "xml")
+    assert p.returncode != 0 and "json or tools" in p.stderr
     p = run("approvals", "--json")
     assert p.returncode == 0 and json.loads(p.stdout) == []

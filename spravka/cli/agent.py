@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from spravka.cli.base import app, console, grid, out, print_json, state
+from spravka.core.errors import InputError
 
 agent_app = typer.Typer(no_args_is_help=True, help="Governed agents: list | run | approvals | approve | reject | trail | recover.")
 app.add_typer(agent_app, name="agent")
@@ -54,10 +55,17 @@ def run(
     task: str = typer.Argument(..., help="What to do, in plain words."),
     actor: str | None = typer.Option(None, "--as", help="Who asks (default: the OS user); kept in the audit log."),
     role: str = typer.Option("admin", "--role", help="The role the run has (tools and limits follow it)."),
+    protocol: str | None = typer.Option(None, "--protocol", help="json (one JSON step, a grammar where the server "
+                                        "has one) or tools (native tool calling); default: agents.protocol."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run an agent on a task. Writes wait for approval unless the agent's policy says otherwise."""
-    r = state.spravka().agents.run(name, task, actor=_me(actor), role=role).to_dict()
+    sp = state.spravka()
+    if protocol is not None:
+        if protocol not in ("json", "tools"):
+            raise InputError(f"--protocol is json or tools, not {protocol!r}")
+        sp.settings.agents.protocol = protocol  # type: ignore[assignment]
+    r = sp.agents.run(name, task, actor=_me(actor), role=role).to_dict()
     print_json(r) if json_out else _show(r)
 
 
