@@ -10,6 +10,15 @@ def test_clean_text_drops_invisible_characters_and_boilerplate():
     assert clean_text(raw) == "Возврат товара возможен.\n\nСрок — 30 дней."
 
 
+def test_words_typed_in_two_look_alike_scripts_are_put_into_one():
+    # a Latin «c» in a Russian word, a Cyrillic «А» and «е» in English ones: each matched nothing
+    assert clean_text("Где найти cтудию? Приложение для Аndroid, Embеd-плеер") == \
+        "Где найти студию? Приложение для Android, Embed-плеер"
+    assert normalize_query("Здравствуйте! как зайти в cтудию") == "как зайти в студию"
+    for kept in ("Правилhttps://rutube.ru", "iPhone, Wi-Fi, IPv4-адрес, 4G", "Бobа", "ТЕКСТ XO"):
+        assert clean_text(kept) == kept  # other letters of both scripts, or no mix: left as typed
+
+
 def test_clean_text_dehyphenates_pdf_line_breaks_only_when_asked():
     assert clean_text("информа-\nция", dehyphenate=True) == "информация"
     assert clean_text("информа-\nция") == "информа-\nция"

@@ -23,6 +23,16 @@ _BOILERPLATE_LINE = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+# Letters that look alike in Latin and Cyrillic: a word typed with one of the other script's
+# («cтудии» with a Latin c, «Аndroid» with a Cyrillic А) matches nothing in either script.
+_LATIN_LOOKALIKES = "aceopxyABCEHKMOPTX"
+_CYRILLIC_LOOKALIKES = "асеорхуАВСЕНКМОРТХ"
+_TO_CYRILLIC = str.maketrans(_LATIN_LOOKALIKES, _CYRILLIC_LOOKALIKES)
+_TO_LATIN = str.maketrans(_CYRILLIC_LOOKALIKES, _LATIN_LOOKALIKES)
+_MIXED_WORD = re.compile(r"(?=\w*[а-яёА-ЯЁ])(?=\w*[A-Za-z])\w+")
+_LATIN_LETTER = re.compile(r"[A-Za-z]")
+_CYRILLIC_LETTER = re.compile(r"[а-яёА-ЯЁ]")
+
 _GREETING = re.compile(
     r"^\s*(?:здравствуйте|здраствуйте|добрый\s+(?:день|вечер|утро)|доброе\s+утро|доброго\s+(?:дня|вечера|времени\s+суток)|"
     r"приветствую|привет|hello|hi|good\s+(?:morning|afternoon|evening))\b[\s!.,)]*",
@@ -30,11 +40,31 @@ _GREETING = re.compile(
 )
 
 
+def _one_script(m: re.Match[str]) -> str:
+    """A word of mixed scripts in its main script, when the odd letters are look-alikes only."""
+    word = m.group(0)
+    latin, cyrillic = _LATIN_LETTER.findall(word), _CYRILLIC_LETTER.findall(word)
+    if len(cyrillic) >= len(latin) and all(ch in _LATIN_LOOKALIKES for ch in latin):
+        return word.translate(_TO_CYRILLIC)
+    if len(latin) > len(cyrillic) and all(ch in _CYRILLIC_LOOKALIKES for ch in cyrillic):
+        return word.translate(_TO_LATIN)
+    return word
+
+
+def fix_mixed_scripts(text: str) -> str:
+    """«cтудии» (a Latin c) → «студии», «Аndroid» (a Cyrillic А) → «Android»: words typed in two
+    scripts, where the odd letters look the same in both. Words with other letters of both scripts
+    («Правилhttps», a URL run into a word) are left as they are."""
+    return _MIXED_WORD.sub(_one_script, text)
+
+
 def clean_text(text: str, *, dehyphenate: bool = False) -> str:
-    """Normalise Unicode, drop invisible characters and boilerplate lines, tidy whitespace."""
+    """Normalise Unicode, drop invisible characters and boilerplate lines, tidy whitespace, and
+    put words typed in two look-alike scripts into one."""
     if not text:
         return ""
     text = unicodedata.normalize("NFC", text)
+    text = fix_mixed_scripts(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _INVISIBLE.sub("", text)
     text = _CONTROL.sub(" ", text)
