@@ -101,7 +101,7 @@ class GenerationResult:
     digest: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     #: with ``variants`` > 1: every draft, in the order written, each with its own issues; ``text``
-    #: is the one with the fewest blocking issues (the first of equals)
+    #: is the one with the fewest blocking issues, then the fewest issues (the first of equals)
     variants: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -178,7 +178,7 @@ class Generator:
             drafts.append(draft)
             res.attempts += attempts
         res.timings_ms["llm_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        best = min(drafts, key=lambda d: d[0])  # the first of equals
+        best = min(drafts, key=lambda d: (d[0], len(d[2])))  # fewest blocking, then fewest issues; the first of equals
         res.text, res.issues = best[1], input_issues + best[2]
         res.status = "review" if any(i.blocking for i in res.issues) else "ok"
         if variants > 1:
