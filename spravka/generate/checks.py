@@ -65,6 +65,44 @@ _INJECTION = re.compile(
     re.IGNORECASE)
 
 
+#: the issues' messages in the template's language: a person reviews them in the console, and the
+#: rewrite prompt quotes them to the model
+_MESSAGES = {
+    "ru": {
+        "injection": "поле «{name}» похоже на инструкцию модели: результат должен проверить человек",
+        "unsupported": "нет ни во входных данных, ни в источниках: {items}",
+        "missing": "в тексте нет {name} «{value}»",
+        "placeholder": "оставлен пропуск: «{blank}»",
+        "language": "текст не на языке шаблона ({lang})",
+        "informal": "«{word}» в тоне, где к читателю обращаются на «вы»",
+        "capital": "«{word}» со строчной буквы: в этом тоне пишут «Вы», «Ваш»",
+        "banned": "«{phrase}» не из этого тона",
+        "length": "слов: {n}, а шаблону нужно от {lo} до {hi}",
+        "exclamations": "восклицательных знаков: {n}, а тон допускает {limit}",
+        "emoji": "эмодзи в тоне без них",
+        "long_sentence": "в предложении слов: {n}, а предел тона — {limit}",
+    },
+    "en": {
+        "injection": "input '{name}' reads like an instruction to the model; a person must check the result",
+        "unsupported": "not in the inputs or sources: {items}",
+        "missing": "the text must include {name} «{value}»",
+        "placeholder": "a blank is left to fill: «{blank}»",
+        "language": "the text is not in the template's language ({lang})",
+        "informal": "«{word}» in a tone that addresses readers formally",
+        "capital": "«{word}» with a small letter; this tone writes «Вы», «Ваш»",
+        "banned": "«{phrase}» is not in this tone of voice",
+        "length": "{n} words; the template wants {lo}–{hi}",
+        "exclamations": "{n} exclamation marks; the tone allows {limit}",
+        "emoji": "emoji in a tone without them",
+        "long_sentence": "a sentence of {n} words; the tone's limit is {limit}",
+    },
+}
+
+
+def _say(language: str, key: str, **values: Any) -> str:
+    return _MESSAGES.get(language, _MESSAGES["en"])[key].format(**values)
+
+
 def validate_inputs(template: TemplateSpec, inputs: dict[str, Any]) -> tuple[dict[str, str], list[Issue]]:
     """The inputs as the prompt's strings, and the non-fatal issues (text that reads like an
     instruction). Anything the template cannot be filled from raises ``InputError``."""
@@ -83,8 +121,7 @@ def validate_inputs(template: TemplateSpec, inputs: dict[str, Any]) -> tuple[dic
         value = _coerce(name, spec, raw, template.language)
         values[name] = value
         if _INJECTION.search(value):
-            issues.append(Issue("injection", f"input '{name}' reads like an instruction to the model; "
-                                             "a person must check the result", name))
+            issues.append(Issue("injection", _say(template.language, "injection", name=name), name))
     return values, issues
 
 
@@ -170,40 +207,40 @@ def check_text(text: str, template: TemplateSpec, tone: ToneSpec, *, values: dic
                evidence: str) -> list[Issue]:
     """Every issue of a generated ``text`` (see the module docstring)."""
     issues: list[Issue] = []
+    lang = template.language
     bad = unsupported_facts(_PLACEHOLDER.sub(" ", text), evidence)  # a blank is its own issue
     if bad:
-        issues.append(Issue("unsupported", "not in the inputs or sources: " + ", ".join(bad[:10])))
+        issues.append(Issue("unsupported", _say(lang, "unsupported", items=", ".join(bad[:10]))))
     flat = _flat(text)
     for name in template.must_include:
         value = values.get(name)
         if value and not _includes(text, flat, value, template.inputs[name].type):
-            issues.append(Issue("missing", f"the text must include {name} «{value[:60]}»", name))
+            issues.append(Issue("missing", _say(lang, "missing", name=name, value=value[:60]), name))
     if m := _PLACEHOLDER.search(text):
-        issues.append(Issue("placeholder", f"a blank is left to fill: «{m.group(0)}»"))
+        issues.append(Issue("placeholder", _say(lang, "placeholder", blank=m.group(0))))
     if word_count(text) >= 5 and detect_language(text) != template.language:
-        issues.append(Issue("language", f"the text is not in the template's language ({template.language})"))
+        issues.append(Issue("language", _say(lang, "language", lang=template.language)))
     words = [w.lower() for w in _WORDS.findall(text)]
     if tone.address == "formal" and (informal := sorted(set(words) & _INFORMAL)):
-        issues.append(Issue("address", f"«{informal[0]}» in a tone that addresses readers formally («вы»)"))
+        issues.append(Issue("address", _say(lang, "informal", word=informal[0])))
     if tone.capital_vy and (m := _FORMAL_LOWER.search(text)):
-        issues.append(Issue("address", f"«{m.group(0)}» with a small letter; this tone writes «Вы», «Ваш»"))
+        issues.append(Issue("address", _say(lang, "capital", word=m.group(0))))
     lemmas = " " + _lemmas(text) + " "
     for phrase in tone.banned:
         target = _lemmas(phrase)
         if target and f" {target} " in lemmas:
-            issues.append(Issue("banned", f"«{phrase}» is not in this tone of voice"))
+            issues.append(Issue("banned", _say(lang, "banned", phrase=phrase)))
     n = word_count(text)
     if n < template.min_words or n > template.max_words:
-        issues.append(Issue("length", f"{n} words; the template wants {template.min_words}–{template.max_words}"))
+        issues.append(Issue("length", _say(lang, "length", n=n, lo=template.min_words, hi=template.max_words)))
     marks = _exclamations(text)
     if marks > tone.max_exclamations:
-        issues.append(Issue("exclamations", f"{marks} exclamation marks; the tone allows {tone.max_exclamations}"))
+        issues.append(Issue("exclamations", _say(lang, "exclamations", n=marks, limit=tone.max_exclamations)))
     if not tone.emoji and _EMOJI.search(text):
-        issues.append(Issue("emoji", "emoji in a tone without them"))
+        issues.append(Issue("emoji", _say(lang, "emoji")))
     longest = max((word_count(s) for s in _SENTENCES.split(text)), default=0)
     if longest > tone.max_sentence_words:
-        issues.append(Issue("long_sentence", f"a sentence of {longest} words; the tone's limit is "
-                                             f"{tone.max_sentence_words}"))
+        issues.append(Issue("long_sentence", _say(lang, "long_sentence", n=longest, limit=tone.max_sentence_words)))
     return issues
 
 
