@@ -124,6 +124,18 @@ def test_a_record_is_normalised_then_checked_for_everything_a_person_must_see():
     assert normalise(schema, {**good, "date": "не указана"})[1][0].kind == "invalid"
 
 
+def test_issue_messages_are_in_the_schemas_language():
+    doc = Document("ООО «Техносклад», ИНН 7708123450. Итого 1 250,00. Receipt total 12.50")
+    invoice, receipt = load_schema("invoice"), load_schema("receipt")
+    ru = {i.field: i.message for i in check_record(invoice, {"seller_inn": "7708123459", "total": 990.0}, doc)}
+    assert ru["seller_inn"] == "«7708123459» не проходит проверку ИНН (контрольные цифры)"
+    assert ru["total"] == "числа 990.0 нет в документе" and ru["number"] == "обязательное поле не найдено"
+    en = {i.field: i.message for i in check_record(receipt, {"company": "ACME", "total": 99.0}, doc)}
+    assert en["total"] == "the number 99.0 is not in the document" and en["date"] == "required, not found"
+    assert normalise(invoice, {"date": "когда-нибудь"})[1][0].message == "«когда-нибудь» — не дата"
+    assert invoice.spec.lang == "ru" and receipt.spec.lang == "en"
+
+
 def _pdf_text(name: str) -> str:
     from spravka.core.settings import ExtractSettings
     from spravka.extract.service import Extractor

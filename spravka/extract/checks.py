@@ -269,9 +269,35 @@ class Document:
 
 
 # ---- the whole record ------------------------------------------------------------------------------------
+#: the issues' messages in the schema's language: a person reads them beside the document
+_MESSAGES = {
+    "ru": {"not_a_date": "«{value}» — не дата", "date_absent": "даты {value} нет в документе",
+           "number_absent": "числа {value} нет в документе", "string_absent": "«{value}» нет в документе",
+           "missing": "обязательное поле не найдено", "check": "«{value}» не проходит проверку {check}",
+           "control_digits": " (контрольные цифры)", "item_amount": "{q} × {p} = {qp}, а не {a}",
+           "items_total": "позиции дают в сумме {s}, а итог — {total}",
+           "vat": "НДС {rate}% от {total} — это {expected}, а не {vat}"},
+    "en": {"not_a_date": "'{value}' is not a date", "date_absent": "the date {value} is not in the document",
+           "number_absent": "the number {value} is not in the document",
+           "string_absent": "'{value}' is not in the document", "missing": "required, not found",
+           "check": "'{value}' fails the {check} check", "control_digits": " (control digits)",
+           "item_amount": "{q} × {p} = {qp}, not {a}", "items_total": "the items add up to {s}, the total is {total}",
+           "vat": "VAT {rate}% of {total} is {expected}, not {vat}"},
+}
+_CHECK_NAMES = {
+    "ru": {"inn": "ИНН", "kpp": "КПП", "bik": "БИК", "account": "расчётного счёта", "corr_account": "корр. счёта"},
+    "en": {"inn": "INN", "kpp": "KPP", "bik": "BIK", "account": "ACCOUNT", "corr_account": "CORR_ACCOUNT"},
+}
+
+
+def _say(language: str, key: str, **values: Any) -> str:
+    return _MESSAGES.get(language, _MESSAGES["en"])[key].format(**values)
+
+
 def normalise(schema: Schema, data: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
     """Types the model may blur, made canonical: dates to ISO, requisites to their digits."""
     issues: list[Issue] = []
+    lang = schema.spec.lang
     out = dict(data)
 
     def fix(name: str, f: FieldSpec, value: Any) -> Any:
@@ -282,7 +308,7 @@ def normalise(schema: Schema, data: dict[str, Any]) -> tuple[dict[str, Any], lis
         if f.type == "date":
             d = parse_date(str(value))
             if d is None:
-                issues.append(Issue(name, "invalid", f"'{value}' is not a date"))
+                issues.append(Issue(name, "invalid", _say(lang, "not_a_date", value=value)))
                 return value
             return d.isoformat()
         if f.check in ("inn", "bik", "account", "corr_account"):
@@ -337,6 +363,7 @@ def snap_record(schema: Schema, data: dict[str, Any], doc: Document) -> tuple[di
 def check_record(schema: Schema, data: dict[str, Any], doc: Document) -> list[Issue]:
     """Everything wrong with a normalised record: missing, not in the document, invalid, inconsistent."""
     issues: list[Issue] = []
+    lang = schema.spec.lang
 
     def ground(name: str, f: FieldSpec, value: Any) -> None:
         if value is None or f.type == "boolean" or not f.ground:
@@ -344,18 +371,18 @@ def check_record(schema: Schema, data: dict[str, Any], doc: Document) -> list[Is
         if f.type == "date":
             d = parse_date(str(value))
             if d is not None and not doc.has_date(d):
-                issues.append(Issue(name, "not_in_document", f"the date {value} is not in the document"))
+                issues.append(Issue(name, "not_in_document", _say(lang, "date_absent", value=value)))
         elif f.type in ("number", "integer"):
             if isinstance(value, int | float) and not doc.has_number(value):
-                issues.append(Issue(name, "not_in_document", f"the number {value} is not in the document"))
+                issues.append(Issue(name, "not_in_document", _say(lang, "number_absent", value=value)))
         elif not doc.has_string(str(value)):
-            issues.append(Issue(name, "not_in_document", f"'{str(value)[:80]}' is not in the document"))
+            issues.append(Issue(name, "not_in_document", _say(lang, "string_absent", value=str(value)[:80])))
 
     for name, f in schema.spec.fields.items():
         value = data.get(name)
         if value is None:
             if f.required:
-                issues.append(Issue(name, "missing", "required, not found"))
+                issues.append(Issue(name, "missing", _say(lang, "missing")))
             continue
         if f.type == "list":
             for i, row in enumerate(value):
@@ -372,8 +399,8 @@ def check_record(schema: Schema, data: dict[str, Any], doc: Document) -> list[Is
         ok = {"inn": lambda v: inn_ok(v), "kpp": kpp_ok, "bik": bik_ok,
               "account": lambda v: account_ok(v, bik), "corr_account": lambda v: corr_account_ok(v, bik)}[f.check](str(value))
         if not ok:
-            issues.append(Issue(name, "invalid", f"'{value}' fails the {f.check.upper()} check"
-                                + (" (control digits)" if f.check in ("inn", "account", "corr_account") else "")))
+            issues.append(Issue(name, "invalid", _say(lang, "check", value=value, check=_CHECK_NAMES[lang][f.check])
+                                + (_say(lang, "control_digits") if f.check in ("inn", "account", "corr_account") else "")))
     issues += _rules(schema, data)
     return issues
 
@@ -388,6 +415,7 @@ def _close(a: float, b: float, rel: float = 0.005) -> bool:
 
 def _rules(schema: Schema, data: dict[str, Any]) -> list[Issue]:
     issues: list[Issue] = []
+    lang = schema.spec.lang
     items = [r for r in (data.get("items") or []) if isinstance(r, dict)]
     total, vat, rate = _num(data.get("total")), _num(data.get("vat_amount")), _num(data.get("vat_rate"))
     amounts = [_num(r.get("amount")) for r in items]
@@ -396,15 +424,16 @@ def _rules(schema: Schema, data: dict[str, Any]) -> list[Issue]:
             q, p, a = _num(r.get("quantity")), _num(r.get("price")), _num(r.get("amount"))
             if q is not None and p is not None and a is not None and not _close(q * p, a):
                 issues.append(Issue(f"items[{i}].amount", "inconsistent",
-                                    f"{q:g} × {p:.2f} = {q * p:.2f}, not {a:.2f}"))
+                                    _say(lang, "item_amount", q=f"{q:g}", p=f"{p:.2f}", qp=f"{q * p:.2f}", a=f"{a:.2f}")))
     if "items_total" in schema.spec.rules and total is not None and amounts and all(a is not None for a in amounts):
         s = sum(a for a in amounts if a is not None)
         if not (_close(s, total) or (vat is not None and _close(s + vat, total))):
-            issues.append(Issue("total", "inconsistent", f"the items add up to {s:.2f}, the total is {total:.2f}"))
+            issues.append(Issue("total", "inconsistent", _say(lang, "items_total", s=f"{s:.2f}", total=f"{total:.2f}")))
     if "vat" in schema.spec.rules and total is not None and vat is not None and rate:
         expected = total * rate / (100 + rate)
         net = sum(a for a in amounts if a is not None) if amounts and all(a is not None for a in amounts) else None
         if not (_close(vat, expected, 0.01) or (net is not None and _close(vat, net * rate / 100, 0.01))):
             issues.append(Issue("vat_amount", "inconsistent",
-                                f"VAT {rate:g}% of {total:.2f} is {expected:.2f}, not {vat:.2f}"))
+                                _say(lang, "vat", rate=f"{rate:g}", total=f"{total:.2f}", expected=f"{expected:.2f}",
+                                     vat=f"{vat:.2f}")))
     return issues

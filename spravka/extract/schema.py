@@ -15,6 +15,7 @@ that both describes the fields to the model and constrains generation where the 
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -61,8 +62,17 @@ class SchemaSpec(BaseModel):
     name: str
     title: str = ""
     description: str = ""
+    #: the language of the issues' messages (``ru``, ``en``); unset: Russian when the title or
+    #: description is, else English
+    language: Literal["ru", "en"] | None = None
     fields: dict[str, FieldSpec] = Field(min_length=1)
     rules: list[Rule] = Field(default_factory=list)
+
+    @property
+    def lang(self) -> str:
+        if self.language:
+            return self.language
+        return "ru" if re.search(r"[а-яёА-ЯЁ]", f"{self.title} {self.description}") else "en"
 
     @field_validator("name")
     @classmethod
