@@ -479,11 +479,14 @@ def test_native_tool_calling_runs_the_same_governed_path(tmp_path, systems):
         assert json.loads(first[-1]["content"])["outcome"] == "ok" and "77-2051" in first[-1]["content"]
         assert "99999" in caller.seen[2][-1]["content"] and systems.refunds == []
 
-        caller.steps = [{"action": "final", "answer": "Возврат 12490 ₽ оформлен."}]
+        as_text = '{"name": "jira__create_issue", "arguments": {"summary": "возврат"}}'  # a call written out
+        caller.steps = [{"action": "final", "answer": as_text}, {"action": "final", "answer": "Возврат 12490 ₽ оформлен."}]
         done = app.agents.approve(r.approval_id, "olga")
         assert done.status == "done" and done.answer == "Возврат 12490 ₽ оформлен."
-        assert len(systems.refunds) == 1 and done.steps[-1]["approved_by"] == "olga"
-        assert caller.seen[-1][-1]["role"] == "tool" and json.loads(caller.seen[-1][-1]["content"])["outcome"] == "ok"
+        assert done.steps[-1]["outcome"] == "invalid" and "текстом" in done.steps[-1]["result"]
+        assert len(systems.refunds) == 1 and done.steps[-2]["approved_by"] == "olga"
+        paid = caller.seen[-2][-1]  # what the model saw right after the approved call
+        assert paid["role"] == "tool" and json.loads(paid["content"])["outcome"] == "ok"
         assert [e["status"] for e in app.agents.trail(r.run_id) if e["kind"] == "agent.run"] == [
             "awaiting_approval", "done"]
     finally:

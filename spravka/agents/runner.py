@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -356,6 +357,10 @@ class Agents:
             if not res.text.strip():
                 self._observe(state, "-", {}, "invalid", "пустой ответ: вызови инструмент или ответь пользователю")
                 return None
+            if _CALL_AS_TEXT.search(res.text):  # a call written out as the answer: never show that to a user
+                self._observe(state, "-", {}, "invalid", "вызов инструмента текстом вместо ответа"
+                              + (": инструменты сейчас недоступны, ответь пользователю" if final_only else ""))
+                return None
             return _Proposal("final", answer=res.text)
         call = res.tool_calls[0]
         state["messages"].append({"role": "assistant", "content": res.text or None,
@@ -541,6 +546,10 @@ class Agents:
         rows = [e for kind in ("agent.step", "agent.run") for e in self._events(kind, limit=limit)
                 if e.get("run_id") == run_id]
         return sorted(rows, key=lambda e: e["id"])
+
+
+#: a tool call written out as text (Hermes ``<tool_call>``, or a JSON object with a name and arguments)
+_CALL_AS_TEXT = re.compile(r"<tool_call>|^\s*(?:```\w*\s*)?\{\s*\"name\"\s*:\s*\"[^\"]+\"\s*,\s*\"arguments\"", re.S)
 
 
 def _function_name(tool_name: str) -> str:
