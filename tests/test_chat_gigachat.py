@@ -36,6 +36,8 @@ class StandIn:
         self.chat_requests: list[dict[str, Any]] = []
         self.chat_auth: list[str] = []
         self.token_ttl_ms = 30 * 60 * 1000
+        #: scripted assistant messages, answered in turn before the default behaviour
+        self.script: list[dict[str, Any]] = []
 
     def revoke_all(self) -> None:
         self.valid.clear()
@@ -81,7 +83,10 @@ def standin() -> Iterator[tuple[StandIn, str]]:
                     return self._json(401, {"status": 401, "message": "Token has expired"})
                 body = json.loads(raw)
                 state.chat_requests.append(body)
-                if body.get("functions") and body["messages"][-1]["role"] == "user":
+                if state.script:
+                    message = state.script.pop(0)
+                    finish = "function_call" if message.get("function_call") else "stop"
+                elif body.get("functions") and body["messages"][-1]["role"] == "user":
                     message = {
                         "role": "assistant",
                         "content": "",
@@ -221,3 +226,45 @@ def test_stream_through_gigachat(standin: tuple[StandIn, str]):
     )
     assert final.usage.completion == 8 and not final.usage.estimated
     assert "stream_options" not in state.chat_requests[0]
+
+
+def test_an_agent_calls_its_tools_through_gigachat_functions(standin: tuple[StandIn, str], tmp_path, monkeypatch):
+    """``agents.protocol: tools`` over the GigaChat client: the tools go as ``functions``, the call
+    comes back as ``function_call``, and its result goes back as a ``function`` message whose
+    content is a JSON object (the stand-in checks it parses)."""
+    from pathlib import Path
+
+    from agent_standin import Standin
+
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+
+    state, base = standin
+    state.script = [
+        {"role": "assistant", "content": "", "function_call": {"name": "erp__order_status",
+                                                               "arguments": {"order_id": "77-2052"}}},
+        {"role": "assistant", "content": "Заказ 77-2052 в пути."},
+    ]
+    monkeypatch.setenv("SPRAVKA_CRM_TOKEN", "t")
+    monkeypatch.setenv("SPRAVKA_JIRA_BASIC", "dDp0")
+    with Standin() as systems:
+        (tmp_path / "agents").mkdir()
+        for f in (Path(__file__).resolve().parents[1] / "samples" / "agents").glob("*.yaml"):  # the sample agent
+            text = f.read_text(encoding="utf-8").replace("http://127.0.0.1:8765", systems.url)
+            (tmp_path / "agents" / f.name).write_text(text, encoding="utf-8")
+        app = Spravka(Settings(home=tmp_path, embedder={"provider": "use"}, agents={"protocol": "tools"},
+                               llm={"provider": "gigachat", "base_url": f"{base}/api/v1",
+                                    "auth_url": f"{base}/api/v2/oauth", "api_key": AUTH_KEY,
+                                    "scope": "GIGACHAT_API_PERS"}))
+        try:
+            r = app.agents.run("support", "Какой статус у заказа 77-2052?", actor="ivan", role="editor")
+        finally:
+            app.close()
+    assert r.status == "done" and r.answer == "Заказ 77-2052 в пути.", r.to_dict()
+    assert [(s["tool"], s["outcome"]) for s in r.steps] == [("erp.order_status", "ok")]
+    first, second = state.chat_requests[:2]
+    assert "erp__order_status" in {f["name"] for f in first["functions"]} and "tools" not in first
+    call, result = second["messages"][-2], second["messages"][-1]
+    assert call["function_call"] == {"name": "erp__order_status", "arguments": {"order_id": "77-2052"}}
+    assert result["role"] == "function" and result["name"] == "erp__order_status"
+    assert json.loads(result["content"])["outcome"] == "ok" and "в пути" in json.loads(result["content"])["result"]
