@@ -16,8 +16,9 @@ Numbers are compared digit run by digit run (``5 000`` = ``5000``, ``01.04.2023`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from spravka.answer.language import detect_language
 from spravka.core.text.lemmas import analyze
@@ -114,7 +115,7 @@ def names_in(text: str) -> list[str]:
     return list(seen)
 
 
-def _name_supported(name: str, lemmas: set[str], lowered: str, sounds: Callable[[], set[str]]) -> bool:
+def _name_supported(name: str, lemmas: set[str], lowered: str, evidence: str) -> bool:
     if name.lower() in lowered:
         return True
     parts = [p for p in analyze(name) if p]
@@ -124,7 +125,7 @@ def _name_supported(name: str, lemmas: set[str], lowered: str, sounds: Callable[
     if words and all(len(w) >= 5 and w[:5] in lowered for w in words):
         return True
     # the same name in the other script: «Петрову» for Petrov, «Yulia» for Юлия
-    known = sounds()
+    known = _sounds(evidence)
     return bool(words) and all(sound(w) in known or any(sound(x) in known for x in analyze(w)) for w in words)
 
 
@@ -148,9 +149,10 @@ def sound(word: str) -> str:
     return w
 
 
-def _sounds(evidence: str) -> set[str]:
+@lru_cache(maxsize=16)  # built only when a name is not found as written, and once per evidence
+def _sounds(evidence: str) -> frozenset[str]:
     words = _WORD.findall(evidence.lower())
-    return {sound(w) for w in words} | {sound(x) for w in set(words) for x in analyze(w)}
+    return frozenset({sound(w) for w in words} | {sound(x) for w in set(words) for x in analyze(w)})
 
 
 def unsupported_facts(text: str, evidence: str) -> list[str]:
@@ -164,15 +166,8 @@ def unsupported_facts(text: str, evidence: str) -> list[str]:
             unsupported.append(num)
     lowered = evidence.lower().replace("ё", "е")
     lemmas = set(analyze(evidence))
-    keys: list[set[str]] = []
-
-    def sounds() -> set[str]:  # built once, and only when a name is not found as written
-        if not keys:
-            keys.append(_sounds(evidence))
-        return keys[0]
-
     for name in names_in(body):
-        if not _name_supported(name, lemmas, lowered, sounds):
+        if not _name_supported(name, lemmas, lowered, evidence):
             unsupported.append(name)
     return unsupported
 
