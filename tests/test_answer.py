@@ -72,6 +72,24 @@ def test_access_checks_are_refused(golden_answers):
     assert by_id["g085"].status is AnswerStatus.REFUSED
 
 
+def test_a_refusal_names_the_nearest_documents_the_caller_may_read(golden_answers, kb_app: Spravka):
+    floor = kb_app.settings.answer.related_min_confidence
+    shown = 0
+    for item, a in golden_answers:
+        if a.status is AnswerStatus.ANSWERED or a.confidence < floor:
+            assert a.related == [], item.id  # an answer cites; a far-off question gets no noise
+            continue
+        docs = [r["doc_id"] for r in a.related]
+        assert 1 <= len(docs) <= 3 and len(set(docs)) == len(docs), item.id
+        assert docs == list(dict.fromkeys(h.doc_id for h in a.hits))[: len(docs)]  # the nearest, in order
+        assert not any(d.startswith("hr/salary") for d in docs), item.id  # never a document the caller can't read
+        shown += 1
+    assert shown >= 5
+    # the demo's first question: refused, and the returns policy is named for the person to open
+    a = kb_app.answer("Сколько дней есть, чтобы вернуть кофеварку, если она просто не понравилась?", mode="extractive")
+    assert a.status is not AnswerStatus.ANSWERED and "customers/returns-policy.md" in [r["doc_id"] for r in a.related]
+
+
 def test_access_groups_are_respected(kb_app: Spravka):
     questions = [
         "Какая вилка оклада у грейда G5?",
@@ -190,6 +208,10 @@ def test_cli_ask_and_chat(kb_app: Spravka):
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
     assert data["status"] == "refused" and data["citations"] == []
+    assert not any(r["doc_id"].startswith("hr/salary") for r in data["related"])
+    p = _cli(kb_app.home, "ask", "Сколько дней есть, чтобы вернуть кофеварку, если она просто не понравилась?",
+             "--mode", "extractive")
+    assert p.returncode == 0 and "Возможно, поможет" in p.stdout and "returns-policy.md" in p.stdout, p.stdout
     p = _cli(kb_app.home, "ask", "как отменить заказ если передумал", "--mode", "extractive")
     assert p.returncode == 0, p.stderr
     assert "answered" in p.stdout and "faq-004" in p.stdout and "[1]" in p.stdout

@@ -60,6 +60,12 @@ def test_ask_answers_with_citations_from_the_keys_groups(api):
     r = c.post("/v1/ask", json={"question": HR_QUESTION, "mode": "extractive"}, headers=h(keys["public"]))
     assert r.status_code == 200
     assert not any(c_["doc_id"].startswith(("hr/", "it/")) for c_ in r.json()["citations"])
+    assert not any(r_["doc_id"].startswith(("hr/", "it/")) for r_ in r.json()["related"])
+    assert body["related"] == []  # an answer cites its sources; only a refusal points at documents
+    near = c.post("/v1/ask", json={"question": "Сколько дней есть, чтобы вернуть кофеварку, если она просто не "
+                                               "понравилась?", "mode": "extractive"}, headers=h(keys["public"])).json()
+    assert near["status"] == "refused" and near["citations"] == []
+    assert "customers/returns-policy.md" in [r_["doc_id"] for r_ in near["related"]] and near["related"][0]["title"]
 
 
 def test_ask_streams_server_sent_events(api):

@@ -224,3 +224,18 @@ def test_question_answer_feedback_operator_and_the_reply_back(tmp_path, standin)
         bot.stop()
         thread.join(timeout=15)
         sp.close()
+
+
+def test_a_refusal_in_telegram_names_the_nearest_documents():
+    from spravka.bots.telegram import reply_text
+    from spravka.core.types import Answer, AnswerStatus
+
+    refusal = Answer(question="q", text="Не нашёл информацию по этому вопросу.", status=AnswerStatus.REFUSED,
+                     confidence=0.3, mode="refusal",
+                     related=[{"doc_id": "customers/returns-policy.md", "title": "Правила возврата товаров",
+                               "heading": "Сроки возврата", "url": "https://example.ru/returns"}])
+    text = reply_text(refusal)
+    assert text.startswith("Не нашёл информацию") and "Возможно, поможет:" in text
+    assert "• Правила возврата товаров — Сроки возврата — https://example.ru/returns" in text
+    refusal.related = []
+    assert reply_text(refusal) == "Не нашёл информацию по этому вопросу."

@@ -174,6 +174,28 @@ def test_widget_streams_an_answer_with_citations_and_takes_feedback(server, brow
     assert console_errors(browser) == []
 
 
+def test_widget_shows_the_nearest_documents_with_a_refusal(server, browser, tmp_path, monkeypatch):
+    sp, srv, _ = server
+    sp.store.update_collection_settings("default", {"answer_threshold": 0.99})  # the gate refuses this time
+    monkeypatch.setattr(sp.settings.answer, "related_min_confidence", 0.0)  # the gate's scale is e5's; this is USE
+    try:
+        browser.get(srv.url + "/")
+        wait = WebDriverWait(browser, 60, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
+        root = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-spravka-widget]")).shadow_root
+        wait.until(lambda d: root.find_element(By.CSS_SELECTOR, "textarea")).send_keys(
+            "Можно ли вернуть деньги за товар, если он не подошёл?")
+        root.find_element(By.CSS_SELECTOR, ".sw-send").click()
+        answer = wait.until(lambda d: root.find_element(By.CSS_SELECTOR, ".sw-answer[data-answer-id]"))
+        assert answer.get_attribute("data-status") == "refused"
+        related = answer.find_element(By.CSS_SELECTOR, ".sw-related")
+        assert "Возможно, поможет" in related.text and "Правила возврата" in related.text, related.text
+        assert not answer.find_elements(By.CSS_SELECTOR, ".sw-sources")  # pointed at, not cited
+        browser.save_screenshot(str(tmp_path / "widget-refusal.png"))
+        assert console_errors(browser) == []
+    finally:
+        sp.store.update_collection_settings("default", {"answer_threshold": 0.0})
+
+
 def test_admin_logs_in_uploads_and_the_document_becomes_searchable(server, browser, tmp_path):
     sp, srv, admin = server
     doc = tmp_path / "guest-parking.md"

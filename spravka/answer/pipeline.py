@@ -26,7 +26,7 @@ from spravka.answer.extractive import citation_for, extractive_answer
 from spravka.answer.gate import DEFAULT_GATE, ConfidenceGate, GateFeatures, gate_features
 from spravka.answer.language import detect_language, refusal_text
 from spravka.answer.rerank import Reranker
-from spravka.answer.sources import Source, build_sources
+from spravka.answer.sources import Source, build_sources, related_documents
 from spravka.answer.terms import QuestionTerms, question_terms
 from spravka.cache.service import AnswerCache
 from spravka.core.errors import ConfigError, InputError, ModelError, NotFoundError, PrivacyError
@@ -239,6 +239,8 @@ class Answerer:
             if terms.missing:
                 run.notes.append("words absent from the knowledge base: " + ", ".join(terms.missing[:8]))
             answer = self._refusal(run, confidence, escalating)
+            if confidence >= s.related_min_confidence:
+                answer.related = related_documents(hits, s.related)
             yield answer.text
         elif mode == "generative":
             generated: Answer | None = None

@@ -99,3 +99,20 @@ def build_sources(
             text = text[:window_chars].rsplit(" ", 1)[0] + " …"
         out.append(Source(len(out) + 1, hit, text.strip(), start, end, [f"{hit.doc_id}#{o}" for o in ords]))
     return out
+
+
+def related_documents(hits: Sequence[Hit], n: int = 3) -> list[dict[str, str | None]]:
+    """The ``n`` best distinct documents among a refusal's hits, for a person to open themselves
+    (``doc_id``, ``title``, ``heading``, ``url`` from the document's metadata). Never an answer:
+    the hits passed no gate. They are the caller's own search results, so nothing crosses groups."""
+    out: list[dict[str, str | None]] = []
+    for h in hits:
+        if len(out) >= n:
+            break
+        if any(r["doc_id"] == h.doc_id for r in out):
+            continue
+        url = (h.metadata or {}).get("url") or (h.metadata or {}).get("source_url")
+        out.append({"doc_id": h.doc_id, "title": h.title or h.doc_id,
+                    "heading": h.heading if h.heading != h.title else "",
+                    "url": str(url) if isinstance(url, str) and url else None})
+    return out

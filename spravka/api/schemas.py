@@ -79,6 +79,13 @@ class CitationOut(BaseModel):
                    page=c.page, score=round(float(c.score), 4), url=str(url) if isinstance(url, str) and url else None)
 
 
+class RelatedOut(BaseModel):
+    doc_id: str
+    title: str
+    heading: str = ""
+    url: str | None = None
+
+
 class AskResponse(BaseModel):
     id: str = Field(..., description="Answer id: send it with feedback and escalations.")
     answer: str
@@ -88,6 +95,10 @@ class AskResponse(BaseModel):
     language: str
     collection: str
     citations: list[CitationOut]
+    #: with a refusal: the documents the search found nearest, which a person may open themselves
+    #: (never quoted as an answer; only documents the caller may read)
+    related: list[RelatedOut] = Field(default_factory=list, description="With a refusal: the nearest documents, "
+                                      "to look at; not an answer.")
     timings_ms: dict[str, float] = {}
     usage: dict[str, int] = {}
     cost: float = 0.0
@@ -96,8 +107,12 @@ class AskResponse(BaseModel):
     def of(cls, a: Answer) -> AskResponse:
         return cls(id=a.id, answer=a.text, status=str(a.status), confidence=a.confidence, mode=a.mode,  # type: ignore[arg-type]
                    language=a.language, collection=a.collection,
-                   citations=[CitationOut.of(c, a.hits) for c in a.citations], timings_ms=a.timings_ms,
+                   citations=[CitationOut.of(c, a.hits) for c in a.citations],
+                   related=[RelatedOut(**r) for r in a.related],
+                   timings_ms=a.timings_ms,
                    usage=dict(a.tokens or {}), cost=a.cost)
+
+
 
 
 class HitOut(BaseModel):

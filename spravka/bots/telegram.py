@@ -93,8 +93,17 @@ def sources_text(a: Answer) -> str:
     return f"\n\n{T_SOURCES}:\n" + "\n".join(lines)
 
 
+def related_text(a: Answer) -> str:
+    """With a refusal: the nearest documents, for the person to open themselves."""
+    if not a.related:
+        return ""
+    lines = [f"• {r['title']}" + (f" — {r['heading']}" if r.get("heading") else "")
+             + (f" — {r['url']}" if r.get("url") else "") for r in a.related]
+    return "\n\nВозможно, поможет:\n" + "\n".join(lines)
+
+
 def reply_text(a: Answer) -> str:
-    text = a.text + sources_text(a)
+    text = a.text + sources_text(a) + related_text(a)
     if a.status == AnswerStatus.ESCALATE:
         text += "\n\n" + T_ESCALATED
     return text[:MAX_TEXT]

@@ -115,6 +115,9 @@ def render_citations(a: Answer) -> None:
             snippet = c.snippet if len(c.snippet) <= 160 else c.snippet[:160].rsplit(" ", 1)[0] + " …"
             t.add_row(f"[{c.n}]", escape(f"{c.doc_id}\n{c.title}"), escape(where), escape(snippet))
         out.print(t)
+    elif a.related:
+        out.print("[dim]Возможно, поможет:[/] " + escape(" · ".join(
+            f"{r['title']}" + (f" — {r['heading']}" if r["heading"] else "") + f" ({r['doc_id']})" for r in a.related)))
     total = a.timings_ms.get("total_ms", 0.0)
     extra = f" · tokens {a.tokens.get('total', 0)}" if a.tokens else ""
     notes = ("\n" + "\n".join(f"  {n}" for n in a.notes)) if a.notes else ""

@@ -209,6 +209,8 @@ class Answer:
     #: why the gate decided as it did, which checks failed, fallbacks taken
     notes: list[str] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
+    #: with a refusal: the nearest documents a person may open (``answer.sources.related_documents``)
+    related: list[dict[str, Any]] = field(default_factory=list)
     #: the answer cache's part: ``{"result": "hit", "match": "exact"|"semantic", "saved_llm_calls": …}``
     #: or ``{"result": "miss"}``; empty when the cache is off
     cache: dict[str, Any] = field(default_factory=dict)

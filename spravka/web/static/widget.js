@@ -32,6 +32,7 @@
       operatorAnswer: "Ответ оператора",
       error: "Не удалось получить ответ", rate: "Слишком много вопросов подряд. Повторите через {s} с.",
       noKey: "Виджет не настроен: нет ключа API (data-key).", open: "Открыть источник",
+      related: "Возможно, поможет:",
       greeting: "Здравствуйте! Спросите о чём-нибудь — отвечу по базе знаний и покажу источники."
     },
     en: {
@@ -43,6 +44,7 @@
       operatorAnswer: "The operator's answer",
       error: "Could not get an answer", rate: "Too many questions in a row. Try again in {s} s.",
       noKey: "The widget is not configured: no API key (data-key).", open: "Open the source",
+      related: "This may help:",
       greeting: "Hello! Ask me anything: I answer from the knowledge base and show the sources."
     }
   };
@@ -72,6 +74,8 @@
     ".sw-snippet{margin:4px 0 2px 10px;padding-left:8px;border-left:3px solid #cfd8e6;color:#333;white-space:pre-wrap}",
     ".sw-snippet a{color:#1f5fbf}",
     ".sw-actions{display:flex;flex-wrap:wrap;gap:6px;margin-top:8px;align-items:center}",
+    ".sw-related{margin-top:8px;padding-top:6px;border-top:1px solid #eee;font-size:13px}",
+    ".sw-related ul{margin:4px 0 0;padding-left:18px}.sw-related a{color:#1f5fbf}",
     ".sw-btn{border:1px solid #cfd3da;background:#fff;border-radius:16px;padding:3px 10px;cursor:pointer;font-size:13px;color:#1d1d1f}",
     ".sw-btn:hover{background:#f0f2f5}.sw-btn:disabled{opacity:.5;cursor:default}",
     ".sw-op{border-color:#1f5fbf;color:#1f5fbf}",
@@ -264,6 +268,30 @@
     return items;
   }
 
+  // With a refusal: the nearest documents, to look at (titles, and a link where the document has one).
+  function renderRelated(msg, related) {
+    if (!related || !related.length) return;
+    var box = el("div", "sw-related");
+    box.appendChild(el("div", "sw-muted", T.related));
+    var list = el("ul");
+    related.forEach(function (r) {
+      var li = el("li");
+      var name = (r.title || r.doc_id) + (r.heading ? " — " + r.heading : "");
+      if (r.url && /^https?:\/\//i.test(r.url)) {
+        var a = el("a", null, name);
+        a.href = r.url;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        li.appendChild(a);
+      } else {
+        li.textContent = name;
+      }
+      list.appendChild(li);
+    });
+    box.appendChild(list);
+    msg.appendChild(box);
+  }
+
   function renderActions(msg, question, answer) {
     var bar = el("div", "sw-actions");
     var up = el("button", "sw-btn sw-up", "👍");
@@ -414,6 +442,7 @@
           msg.setAttribute("data-status", data.status);
           var items = renderSources(msg, data.citations);
           renderText(textBox, data.answer, items);
+          if (data.status !== "answered") renderRelated(msg, data.related);
           renderActions(msg, question, data);
           scrollDown();
         } else if (name === "error") {
