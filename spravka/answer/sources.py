@@ -111,8 +111,6 @@ def related_documents(hits: Sequence[Hit], n: int = 3) -> list[dict[str, str | N
             break
         if any(r["doc_id"] == h.doc_id for r in out):
             continue
-        url = (h.metadata or {}).get("url") or (h.metadata or {}).get("source_url")
         out.append({"doc_id": h.doc_id, "title": h.title or h.doc_id,
-                    "heading": h.heading if h.heading != h.title else "",
-                    "url": str(url) if isinstance(url, str) and url else None})
+                    "heading": h.heading if h.heading != h.title else "", "url": h.url})
     return out

@@ -73,10 +73,9 @@ class CitationOut(BaseModel):
 
     @classmethod
     def of(cls, c: Citation, hits: list[Hit]) -> CitationOut:
-        meta = next((h.metadata for h in hits if h.chunk_id == c.chunk_id or h.doc_id == c.doc_id), {})
-        url = meta.get("url") or meta.get("source_url")
+        hit = next((h for h in hits if h.chunk_id == c.chunk_id or h.doc_id == c.doc_id), None)
         return cls(n=c.n, doc_id=c.doc_id, title=c.title, snippet=c.snippet, chunk_id=c.chunk_id, heading=c.heading,
-                   page=c.page, score=round(float(c.score), 4), url=str(url) if isinstance(url, str) and url else None)
+                   page=c.page, score=round(float(c.score), 4), url=hit.url if hit else None)
 
 
 class RelatedOut(BaseModel):
@@ -111,8 +110,6 @@ class AskResponse(BaseModel):
                    related=[RelatedOut(**r) for r in a.related],
                    timings_ms=a.timings_ms,
                    usage=dict(a.tokens or {}), cost=a.cost)
-
-
 
 
 class HitOut(BaseModel):

@@ -86,10 +86,9 @@ def sources_text(a: Answer) -> str:
         return ""
     lines = []
     for c in a.citations:
-        meta = next((h.metadata for h in a.hits if h.doc_id == c.doc_id), {}) or {}
-        url = meta.get("url") or meta.get("source_url")
+        url = next((h.url for h in a.hits if h.doc_id == c.doc_id), None)
         where = c.title or c.doc_id
-        lines.append(f"[{c.n}] {where}" + (f" — {url}" if isinstance(url, str) and url else ""))
+        lines.append(f"[{c.n}] {where}" + (f" — {url}" if url else ""))
     return f"\n\n{T_SOURCES}:\n" + "\n".join(lines)
 
 

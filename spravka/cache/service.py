@@ -244,8 +244,7 @@ def _chunk_ids(answer: Answer) -> list[str]:
 
 
 def _hit_dict(h: Hit) -> dict[str, Any]:
-    url = (h.metadata or {}).get("url") or (h.metadata or {}).get("source_url")
     return {"chunk_id": h.chunk_id, "doc_id": h.doc_id, "collection": h.collection, "text": h.text[:400],
             "title": h.title, "heading": h.heading, "score": round(float(h.score), 4), "rank": h.rank,
             "page": h.page, "start": h.start, "end": h.end, "ord": h.ord,
-            "metadata": {"url": url} if isinstance(url, str) else {}, "access_groups": list(h.access_groups)}
+            "metadata": {"url": h.url} if h.url else {}, "access_groups": list(h.access_groups)}

@@ -125,6 +125,12 @@ class Hit:
     access_groups: tuple[str, ...] = (PUBLIC_GROUP,)
     signals: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def url(self) -> str | None:
+        """Where the document lives for a reader (its ``url`` or ``source_url`` metadata), if anywhere."""
+        url = (self.metadata or {}).get("url") or (self.metadata or {}).get("source_url")
+        return url if isinstance(url, str) and url else None
+
 
 @dataclass(slots=True)
 class SearchResult:
