@@ -280,3 +280,14 @@ def test_cross_encoder_reranker_when_installed():
     )
     with pytest.raises(Exception):  # noqa: B017 - no hub here: loading any model fails, clearly
         CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2")
+
+
+def test_a_hits_url_is_its_url_or_source_url_metadata_and_nothing_else():
+    from spravka.core.types import Hit
+
+    def hit(**meta):
+        return Hit(chunk_id="d#0", doc_id="d", collection="c", text="t", title="T", heading="", score=1.0, metadata=meta)
+
+    assert hit(url="https://a.ru/x", source_url="https://b.ru").url == "https://a.ru/x"
+    assert hit(source_url="https://b.ru").url == "https://b.ru"
+    assert hit().url is None and hit(url="").url is None and hit(url=5).url is None
