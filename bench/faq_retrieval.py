@@ -19,15 +19,18 @@ from pathlib import Path
 from bench.common import RESULTS, make_app, markdown_table, read_jsonl, save_result, shared_data
 from spravka.core.filters import Filter
 from spravka.evaluate.golden import GoldenItem
-from spravka.evaluate.retrieval import doc_ranking, score_question, summarize
+from spravka.evaluate.retrieval import doc_ranking, hit_ranking, score_question, summarize
 
 SYSTEMS = [
     ("bm25 (lexical only)", {"mode": "lexical", "weights": {"chars": 0.0}}),
     ("dense (e5 chunk vectors only)", {"mode": "dense", "weights": {"title": 0.0, "chars": 0.0}}),
     ("dense (chunk + title vectors)", {"mode": "dense", "weights": {"chars": 0.0}}),
     ("hybrid without char n-grams", {"mode": "hybrid", "weights": {"chars": 0.0}}),
+    ("hybrid, same-text duplicates not folded", {"mode": "hybrid", "collapse": False}),
     ("spravka hybrid (default)", {"mode": "hybrid"}),
 ]
+# The default's own results, scored without letting a folded duplicate stand for the gold document.
+STRICT = "default, a folded duplicate not counted as its document"
 
 
 def build_kb(data: Path, folder: Path) -> Path:
@@ -59,14 +62,17 @@ def run(embedder: str, split: str, **overrides) -> dict:
              for c in cases]
     rows = []
     for name, opts in SYSTEMS:
-        results = []
+        results, strict = [], []
         for item in items:
             t = time.perf_counter()
             res = app.searcher.search(item.question, collection="rutube", k=30, flt=Filter(), **opts)
             ms = (time.perf_counter() - t) * 1000
-            ranked = doc_ranking([h.doc_id for h in res.hits], aliases)
-            results.append(score_question(item, ranked, ms, aliases))
+            ranked, merged = hit_ranking(res.hits, aliases)
+            results.append(score_question(item, ranked, ms, merged))
+            strict.append(score_question(item, doc_ranking([h.doc_id for h in res.hits], aliases), ms, aliases))
         rows.append({"system": name, **summarize(results)})
+        if name == "spravka hybrid (default)":
+            rows.append({"system": STRICT, **summarize(strict)})
     app.close()
     return {"dataset": f"rutube-support-faq/{split}", "embedder": embedder, "questions": len(items),
             "documents": 326, "chunks": report.chunks, "duplicates": report.duplicates,
@@ -82,10 +88,11 @@ def main() -> None:
     cols = ["system", "hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "ndcg@10", "p50_ms", "p95_ms"]
     print(f"\nRUTUBE FAQ retrieval ({result['questions']} questions, {result['documents']} FAQ entries, "
           f"embedder {result['embedder']}; reference: BM25 0.37/0.63, e5 dense 0.47/0.74 hit@1/hit@5)\n")
-    print(markdown_table(result["systems"], cols))
-    hybrid = result["systems"][-1]
-    ok = hybrid["hit@5"] >= 0.85 and hybrid["hit@1"] >= 0.60
-    print(f"\ntarget hit@5 >= 0.85 and hit@1 >= 0.60: {'MET' if ok else 'NOT MET'}")
+    print(markdown_table(result["systems"], cols) + "\n")
+    rows = {r["system"]: r for r in result["systems"]}
+    for name in ("spravka hybrid (default)", STRICT):
+        ok = rows[name]["hit@5"] >= 0.85 and rows[name]["hit@1"] >= 0.60
+        print(f"target hit@5 >= 0.85 and hit@1 >= 0.60, {name}: {'MET' if ok else 'NOT MET'}")
     print("saved", save_result(f"faq_retrieval-{args.embedder}", result))
 
 

@@ -362,7 +362,7 @@ def run_quality(name: str, work: Path, pg: dict | None) -> dict:
     from spravka.app import Spravka
     from spravka.core.settings import Settings
     from spravka.evaluate.golden import GoldenItem
-    from spravka.evaluate.retrieval import doc_ranking, score_question, summarize
+    from spravka.evaluate.retrieval import hit_ranking, score_question, summarize
     from spravka.store.sqlite.db import Database
 
     cache = RESULTS / "home-rutube-e5" / "spravka.db"
@@ -411,9 +411,8 @@ def run_quality(name: str, work: Path, pg: dict | None) -> dict:
             t = time.perf_counter()
             res = app.searcher.search(item.question, collection="rutube", k=30, flt=Filter(), **opts)
             ms = (time.perf_counter() - t) * 1000
-            results.append(
-                score_question(item, doc_ranking([h.doc_id for h in res.hits], aliases), ms, aliases)
-            )
+            ranked, merged = hit_ranking(res.hits, aliases)
+            results.append(score_question(item, ranked, ms, merged))
         s = summarize(results)
         short = {
             "bm25 (lexical only)": "bm25",

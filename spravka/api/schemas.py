@@ -123,11 +123,14 @@ class HitOut(BaseModel):
     page: int | None = None
     metadata: dict[str, Any] = {}
     access_groups: list[str] = []
+    #: other documents with the same text, folded into this hit
+    duplicates: list[str] = []
 
     @classmethod
     def of(cls, h: Hit) -> HitOut:
         return cls(rank=h.rank, chunk_id=h.chunk_id, doc_id=h.doc_id, title=h.title, heading=h.heading, text=h.text,
-                   score=round(float(h.score), 4), page=h.page, metadata=h.metadata, access_groups=list(h.access_groups))
+                   score=round(float(h.score), 4), page=h.page, metadata=h.metadata, access_groups=list(h.access_groups),
+                   duplicates=list(h.duplicates))
 
 
 class SearchResponse(BaseModel):

@@ -56,7 +56,7 @@ def eval_retrieval(
         result = sp.searcher.search(item.question, collection=name, flt=flt, k=k * 3, mode=mode)
         ms = (time.perf_counter() - t) * 1000
         top = [{"doc_id": h.doc_id, "chunk_id": h.chunk_id, "score": round(h.score, 4)} for h in result.hits[:5]]
-        return [h.doc_id for h in result.hits], ms, top
+        return result.hits, ms, top
 
     sp.embedder.embed_query("прогрев модели")  # load the model before timing
     answerable = sum(1 for i in items if i.answerable)

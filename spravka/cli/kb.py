@@ -74,6 +74,8 @@ def render_hits(result, snippet: int = 220) -> None:
     t.add_column("text")
     for h in result.hits:
         where = h.doc_id + (f"\n[dim]{h.heading}[/]" if h.heading else "") + (f"\n[dim]p. {h.page}[/]" if h.page else "")
+        if h.duplicates:
+            where += "\n[dim]тот же текст: " + ", ".join(h.duplicates) + "[/]"
         text = h.text if len(h.text) <= snippet else h.text[:snippet].rsplit(" ", 1)[0] + " …"
         t.add_row(str(h.rank), f"{h.score:.2f}", where, text)
     if not result.hits:

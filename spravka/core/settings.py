@@ -75,6 +75,10 @@ class SearchSettings(BaseModel):
     title_boost: float = 2.0
     #: query terms missing from the collection also match terms one edit away (typos)
     fuzzy: bool = True
+    #: a passage with the same text as a better one (the same FAQ entry filed under two topics,
+    #: a policy copied into two departments) is folded into it (``Hit.duplicates``) instead of
+    #: taking a place of its own among the ``k``
+    collapse_duplicates: bool = True
 
 
 class IngestSettings(BaseModel):

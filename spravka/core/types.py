@@ -124,6 +124,8 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     access_groups: tuple[str, ...] = (PUBLIC_GROUP,)
     signals: dict[str, float] = field(default_factory=dict)
+    #: other documents whose passage here is the same text (folded into this hit by the search)
+    duplicates: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str | None:

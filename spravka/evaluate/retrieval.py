@@ -1,7 +1,8 @@
 """Retrieval metrics: hit@k, recall@k, MRR@10, nDCG@10 and latency, at document level.
 
 Search returns chunks; a question is about documents, so hits are collapsed to the document
-order they imply (first chunk wins). A deduplicated copy counts as its canonical document.
+order they imply (first chunk wins). A deduplicated copy counts as its canonical document, and so
+does a document the search folded into a hit as the same text (``Hit.duplicates``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from spravka.core.types import Hit
 from spravka.evaluate.golden import GoldenItem
 
 KS = (1, 3, 5, 10)
@@ -38,10 +40,21 @@ def doc_ranking(doc_ids: Sequence[str], aliases: dict[str, str] | None = None) -
     return out
 
 
+def hit_ranking(hits: Sequence[Hit], aliases: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The document order ``hits`` imply, and the aliases to score it with: a document folded into
+    a hit as the same text stands where that hit stands, like a deduplicated copy."""
+    merged = dict(aliases or {})
+    for h in hits:
+        for d in h.duplicates:
+            merged.setdefault(d, merged.get(h.doc_id, h.doc_id))
+    return doc_ranking([h.doc_id for h in hits], merged), merged
+
+
 def score_question(item: GoldenItem, ranked: list[str], latency_ms: float, aliases: dict[str, str]) -> QuestionResult:
-    expected = [aliases.get(e, e) for e in item.expected_sources]
+    # in the same terms as ``ranked``: two expected copies of one text are one document to find
+    expected = list(dict.fromkeys(aliases.get(e, e) for e in item.expected_sources))
     first = next((i + 1 for i, d in enumerate(ranked) if d in expected), None)
-    return QuestionResult(item.id, item.question, item.expected_sources, ranked[:10], first, latency_ms)
+    return QuestionResult(item.id, item.question, expected, ranked[:10], first, latency_ms)
 
 
 def summarize(results: list[QuestionResult]) -> dict[str, Any]:
@@ -70,18 +83,19 @@ def summarize(results: list[QuestionResult]) -> dict[str, Any]:
 
 def evaluate_retrieval(
     items: Sequence[GoldenItem],
-    search: Callable[[GoldenItem], tuple[list[str], float, list[dict[str, Any]]]],
+    search: Callable[[GoldenItem], tuple[Sequence[Hit], float, list[dict[str, Any]]]],
     aliases: dict[str, str] | None = None,
     progress: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], list[QuestionResult]]:
-    """Run ``search`` for every answerable item; it returns (doc ids in hit order, ms, top hits)."""
+    """Run ``search`` for every answerable item; it returns (its hits, ms, top hits as dicts)."""
     aliases = aliases or {}
     results = []
     for item in items:
         if not item.answerable:
             continue
-        doc_ids, ms, top = search(item)
-        r = score_question(item, doc_ranking(doc_ids, aliases), ms, aliases)
+        hits, ms, top = search(item)
+        ranked, merged = hit_ranking(hits, aliases)
+        r = score_question(item, ranked, ms, merged)
         r.top_hits = top
         results.append(r)
         if progress:

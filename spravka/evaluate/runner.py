@@ -21,7 +21,7 @@ from spravka.core.filters import parse_filters
 from spravka.core.types import DocStatus
 from spravka.evaluate.answers import AnswerRecord, score_answer, summarize_answers, summarize_operations
 from spravka.evaluate.golden import GoldenItem
-from spravka.evaluate.retrieval import doc_ranking, score_question, summarize
+from spravka.evaluate.retrieval import hit_ranking, score_question, summarize
 
 if TYPE_CHECKING:
     from spravka.app import Spravka
@@ -100,11 +100,11 @@ def run_eval(
         t = time.perf_counter()
         result = app.searcher.search(item.question, collection=collection, flt=flt, k=30, mode=search_mode)
         search_ms = (time.perf_counter() - t) * 1000
-        ranked = doc_ranking([h.doc_id for h in result.hits], aliases)
+        ranked, merged = hit_ranking(result.hits, aliases)
         row["retrieved"] = [{"doc_id": h.doc_id, "chunk_id": h.chunk_id, "score": round(h.score, 3),
                              "heading": h.heading} for h in result.hits[:5]]
         if item.answerable:
-            q = score_question(item, ranked, search_ms, aliases)
+            q = score_question(item, ranked, search_ms, merged)
             retrieval_rows.append(q)
             row["first_rank"] = q.first_rank
         if answers:

@@ -17,6 +17,10 @@ available (``search.fusion = "rrf"``). Three signals:
 The best ``rescore_depth`` candidates are then re-scored with a fourth signal, ``chars``:
 character n-gram similarity of the question and the title, which survives misspellings and
 glued words (:mod:`spravka.search.charsim`).
+
+A passage whose text is the same as a better-ranked one (the same FAQ entry filed under two
+topics; case, punctuation and look-alike letters aside) does not take a place of its own: it is
+folded into that hit, whose ``duplicates`` name the other documents (``collapse_duplicates``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from spravka.core.errors import InputError
 from spravka.core.filters import Filter
 from spravka.core.settings import SearchSettings
 from spravka.core.text.lemmas import analyze
-from spravka.core.text.normalize import normalize_query
+from spravka.core.text.normalize import normalize_query, passage_key
 from spravka.core.types import Hit, SearchResult
 from spravka.models.embedder import CachedEmbedder
 from spravka.search.charsim import title_similarity
@@ -66,6 +70,7 @@ class HybridSearcher:
         mode: str = "hybrid",
         weights: dict[str, float] | None = None,
         max_per_doc: int | None = None,
+        collapse: bool | None = None,
     ) -> SearchResult:
         if mode not in MODES:
             raise InputError(f"unknown search mode '{mode}'", hint="use " + ", ".join(MODES))
@@ -105,7 +110,8 @@ class HybridSearcher:
         ranked = sorted(cands, key=lambda c: c.fused, reverse=True)
         if mode == "lexical":
             ranked = [c for c in ranked if c.lexical > 0]
-        hits = self._materialise(collection, text, ranked, k, max_per_doc, w.get("chars", 0.0))
+        collapse = s.collapse_duplicates if collapse is None else collapse
+        hits = self._materialise(collection, text, ranked, k, max_per_doc, w.get("chars", 0.0), collapse)
         timings["fuse_ms"] = _ms(t)
         timings["total_ms"] = _ms(t0)
         return SearchResult(query=text, collection=collection, hits=hits, timings_ms=timings)
@@ -154,7 +160,8 @@ class HybridSearcher:
                 c.fused += weight / (k + rank)
 
     def _materialise(
-        self, collection: str, text: str, ranked: Sequence[_Cand], k: int, max_per_doc: int | None, w_chars: float
+        self, collection: str, text: str, ranked: Sequence[_Cand], k: int, max_per_doc: int | None, w_chars: float,
+        collapse: bool,
     ) -> list[Hit]:
         """Fetch the best candidates, re-score them with title n-grams, keep the top ``k``."""
         depth = max(self.settings.rescore_depth, k * 3)
@@ -171,8 +178,15 @@ class HybridSearcher:
             head.sort(key=lambda c: c.fused, reverse=True)
         out: list[Hit] = []
         per_doc: dict[str, int] = {}
+        shown: dict[str, Hit] = {}
         for cand in head:
             hit = found[cand.id]
+            key = passage_key(hit.title, hit.heading, hit.text) if collapse else ""
+            same = shown.get(key) if key else None
+            if same is not None:
+                if hit.doc_id != same.doc_id and hit.doc_id not in same.duplicates:
+                    same.duplicates.append(hit.doc_id)
+                continue
             if max_per_doc is not None:
                 if per_doc.get(hit.doc_id, 0) >= max_per_doc:
                     continue
@@ -182,6 +196,8 @@ class HybridSearcher:
                 ("dense", cand.content), ("title", cand.title), ("lexical", cand.lexical),
                 ("chars", chars.get(cand.id))) if v is not None}
             hit.rank = len(out) + 1
+            if key:
+                shown[key] = hit
             out.append(hit)
             if len(out) >= k:
                 break

@@ -198,9 +198,12 @@ def test_access_groups_are_enforced_inside_every_query(backend):
         assert docs_of(idx, "c", lexical.ids) == expected, (groups, "lexical")
         assert idx.count("c", flt) == len(expected) == dense.content_stats.count
         searcher = HybridSearcher(idx, StubEmbedder(), SearchSettings())
-        hits = searcher.search("зарплата премия", collection="c", flt=flt, k=10).hits
+        hits = searcher.search("зарплата премия", collection="c", flt=flt, k=10, collapse=False).hits
         assert {h.doc_id for h in hits} == expected
         assert all(flt.allows_groups(h.access_groups) for h in hits)
+        # the same text in every document: folded into one hit, which names only allowed copies
+        (folded,) = searcher.search("зарплата премия", collection="c", flt=flt, k=10).hits
+        assert {folded.doc_id, *folded.duplicates} == expected
 
 
 VALUES = st.sampled_from(

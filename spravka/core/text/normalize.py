@@ -94,6 +94,16 @@ def normalize_query(text: str) -> str:
     return stripped.strip() or text
 
 
+_FOLD_LOOKALIKES = str.maketrans("aceopxyk", "асеорхук")
+
+
+def passage_key(*parts: str) -> str:
+    """What two passages share when a reader would call them the same text: case, ё, punctuation,
+    spacing and look-alike Latin letters («c YouTube» / «с YouTube») do not count."""
+    text = " ".join(parts).lower().replace("ё", "е")
+    return " ".join(re.sub(r"[\W_]+", " ", text).translate(_FOLD_LOOKALIKES).split())
+
+
 def cache_key_text(text: str) -> str:
     """Aggressive normalisation for exact-match caching: case, ё, punctuation and spaces."""
     text = normalize_query(text).lower().replace("ё", "е")
