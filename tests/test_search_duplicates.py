@@ -84,7 +84,7 @@ def test_a_folded_copy_counts_where_its_hit_stands():
     assert strict.first_rank is None
 
 
-def test_the_api_names_the_folded_copy(dup_app):
+def test_the_api_and_the_console_name_the_folded_copy(dup_app):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
     from helpers import bearer
@@ -92,9 +92,13 @@ def test_the_api_names_the_folded_copy(dup_app):
     from spravka.api import create_app
 
     key = dup_app.keys.create("dup-reader", "user")[0]
+    admin = dup_app.keys.create("dup-admin", "admin")[0]
     with TestClient(create_app(dup_app, resume_jobs=False)) as client:
         r = client.post("/v1/search", json={"query": "как вернуть товар", "k": 3}, headers=bearer(key))
+        assert client.post("/admin/login", data={"key": admin}, follow_redirects=False).status_code in (302, 303)
+        page = client.get("/admin/documents", params={"q": "как вернуть товар"}).text
     assert r.status_code == 200, r.text
     hits = r.json()["hits"]
     folded = [h for h in hits if h["duplicates"]]
     assert len(folded) == 1 and {folded[0]["doc_id"], *folded[0]["duplicates"]} == {"shop-returns", "app-returns"}
+    assert f"тот же текст: {folded[0]['duplicates'][0]}" in page
