@@ -56,6 +56,14 @@ def test_a_copy_of_the_same_passage_is_folded_into_the_better_hit(dup_app):
     assert [h.rank for h in hits] == [1, 2, 3, 4]
 
 
+def test_a_copy_below_the_last_place_is_named_too(dup_app):
+    # «как обменять товар» puts the exchange entry first and the two return copies below it
+    (top,) = dup_app.search("как обменять товар", k=1).hits
+    assert top.doc_id == "exchange" and top.duplicates == []
+    (hit,) = dup_app.search("как вернуть товар", k=1).hits
+    assert {hit.doc_id, *hit.duplicates} == {"shop-returns", "app-returns"}
+
+
 def test_without_collapse_both_copies_take_a_place(dup_app):
     hits = dup_app.searcher.search("как вернуть товар", collection="default", k=5, collapse=False).hits
     assert {"shop-returns", "app-returns"} <= {h.doc_id for h in hits}

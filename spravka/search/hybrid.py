@@ -20,7 +20,8 @@ glued words (:mod:`spravka.search.charsim`).
 
 A passage whose text is the same as a better-ranked one (the same FAQ entry filed under two
 topics; case, punctuation and look-alike letters aside) does not take a place of its own: it is
-folded into that hit, whose ``duplicates`` name the other documents (``collapse_duplicates``).
+folded into that hit, whose ``duplicates`` name the other documents (``collapse_duplicates``);
+every copy among the re-scored candidates is named, also one that ranks below the k-th place.
 """
 
 from __future__ import annotations
@@ -178,14 +179,23 @@ class HybridSearcher:
             head.sort(key=lambda c: c.fused, reverse=True)
         out: list[Hit] = []
         per_doc: dict[str, int] = {}
-        shown: dict[str, Hit] = {}
+        shown: dict[str, list[Hit]] = {}  # by title and heading: the text is compared only within one
+        body: dict[str, str] = {}
+
+        def text_key(h: Hit) -> str:
+            if h.chunk_id not in body:
+                body[h.chunk_id] = passage_key(h.text)
+            return body[h.chunk_id]
+
         for cand in head:
             hit = found[cand.id]
-            key = passage_key(hit.title, hit.heading, hit.text) if collapse else ""
-            same = shown.get(key) if key else None
+            key = passage_key(hit.title, hit.heading) if collapse else ""
+            same = next((h for h in shown.get(key, ()) if text_key(h) == text_key(hit)), None) if key else None
             if same is not None:
                 if hit.doc_id != same.doc_id and hit.doc_id not in same.duplicates:
                     same.duplicates.append(hit.doc_id)
+                continue
+            if len(out) >= k:  # full: the rest of the head only names copies of what is shown
                 continue
             if max_per_doc is not None:
                 if per_doc.get(hit.doc_id, 0) >= max_per_doc:
@@ -197,9 +207,9 @@ class HybridSearcher:
                 ("chars", chars.get(cand.id))) if v is not None}
             hit.rank = len(out) + 1
             if key:
-                shown[key] = hit
+                shown.setdefault(key, []).append(hit)
             out.append(hit)
-            if len(out) >= k:
+            if len(out) >= k and not collapse:
                 break
         return out
 
