@@ -45,10 +45,17 @@ def evidence_of(case: dict[str, Any]) -> str:
     return "\n".join([case["kb_question"], case["kb_answer"], case["user_question"]])
 
 
-def ours(text: str, evidence: str) -> list[str]:
-    from spravka.answer.check import unsupported_facts
+def source_of(case: dict[str, Any]) -> str:
+    """The passage alone: a reply may contradict the user («не могу войти» → «войти можно…»)."""
+    return "\n".join([case["kb_question"], case["kb_answer"]])
 
-    return unsupported_facts(text, evidence)
+
+def ours(text: str, case: dict[str, Any]) -> list[str]:
+    """Spravka's checks: facts not in the evidence, and sentences that say the opposite of the passage."""
+    from spravka.answer.check import unsupported_facts
+    from spravka.answer.polarity import reversed_claims
+
+    return unsupported_facts(text, evidence_of(case)) + [f"reversed: {s}" for s in reversed_claims(text, source_of(case))]
 
 
 def numbers_only(text: str, evidence: str) -> list[str]:
@@ -101,7 +108,7 @@ def measure_checks(rows: list[dict[str, Any]], seed: int = 13) -> dict[str, Any]
     examples: list[dict[str, Any]] = []
     for c in rows:
         ev = evidence_of(c)
-        got = ours(c["operator_answer"], ev)
+        got = ours(c["operator_answer"], c)
         clean["ours"] += bool(got)
         clean["numbers_only"] += bool(numbers_only(c["operator_answer"], ev))
         if got and len(examples) < 12:
@@ -109,7 +116,7 @@ def measure_checks(rows: list[dict[str, Any]], seed: int = 13) -> dict[str, Any]
     injected: dict[str, dict[str, int]] = {k: {"n": 0, "ours": 0, "numbers_only": 0} for k in KINDS}
     for c in rows:
         ev = evidence_of(c)
-        base_ours = set(ours(c["operator_answer"], ev))
+        base_ours = set(ours(c["operator_answer"], c))
         base_num = set(numbers_only(c["operator_answer"], ev))
         for kind in KINDS:
             text = inject(kind, c["operator_answer"], ev, rng, names)
@@ -117,7 +124,7 @@ def measure_checks(rows: list[dict[str, Any]], seed: int = 13) -> dict[str, Any]
                 continue
             s = injected[kind]
             s["n"] += 1
-            s["ours"] += bool(set(ours(text, ev)) - base_ours)  # caught: a new flag beyond the reply's own
+            s["ours"] += bool(set(ours(text, c)) - base_ours)  # caught: a new flag beyond the reply's own
             s["numbers_only"] += bool(set(numbers_only(text, ev)) - base_num)
     n = len(rows)
     return {"n": n, "clean_flagged": {k: v / n for k, v in clean.items()}, "examples": examples,

@@ -441,3 +441,17 @@ def test_the_http_api_generates_and_takes_approvals(tmp_path, llm_server):
             assert len(app.outbox.list()) == 1
     finally:
         app.close()
+
+
+def test_a_text_that_says_the_opposite_of_its_passage_goes_to_a_person():
+    passage = "Вернуть товар надлежащего качества можно в течение 14 дней после покупки."
+    flipped = GOOD.replace("Простите за ожидание.", "Вернуть товар надлежащего качества нельзя в течение 14 дней "
+                                                   "после покупки. Простите за ожидание.")
+    issues = check_text(flipped, NOTICE, DOMOTEKA, values=VALUES, evidence=EVIDENCE + "\n" + passage,
+                        passages=[passage])
+    assert [i.kind for i in issues] == ["reversed"] and issues[0].blocking
+    assert issues[0].message.startswith("смысл обратный источнику: «Вернуть товар")  # the template's language
+    same = flipped.replace("нельзя", "можно")
+    assert check_text(same, NOTICE, DOMOTEKA, values=VALUES, evidence=EVIDENCE + "\n" + passage, passages=[passage]) == []
+    # the inputs are no passage: a letter may rightly contradict what a customer wrote
+    assert check_text(flipped, NOTICE, DOMOTEKA, values=VALUES, evidence=EVIDENCE + "\n" + passage) == []

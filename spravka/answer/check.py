@@ -8,6 +8,8 @@ number in a support answer is worse than no answer. The check is deliberately li
   sources or in the question;
 * every proper name (Latin-script words, capitalised words inside a sentence, «quoted» names)
   occurs in the cited sources or in the question, compared by lemma or by a 5-letter stem.
+* no sentence says the opposite of a cited source sentence that says nearly the same thing
+  («можно» where the source says «нельзя»; :mod:`spravka.answer.polarity`).
 
 Numbers are compared digit run by digit run (``5 000`` = ``5000``, ``01.04.2023`` gives 1, 4 and
 2023), so a date written «1 апреля 2023» still matches.
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from spravka.answer.language import detect_language
+from spravka.answer.polarity import reversed_claims
 from spravka.core.text.lemmas import analyze
 from spravka.core.text.stopwords import ALL as STOP_WORDS
 
@@ -50,6 +53,8 @@ class CheckResult:
     problems: list[str] = field(default_factory=list)
     #: key facts not found in the cited sources (numbers and names)
     unsupported: list[str] = field(default_factory=list)
+    #: sentences that say the opposite of the cited sources
+    reversed: list[str] = field(default_factory=list)
 
 
 def citations_in(text: str) -> list[int]:
@@ -184,8 +189,12 @@ def check_answer(text: str, sources: Sequence[str], question: str = "") -> Check
     valid = [n for n in cited if 1 <= n <= len(sources)]
     # Without a valid citation the answer fails anyway; checking its facts against every source
     # keeps the problem list (which the retry prompt repeats) about real inventions only.
-    evidence = "\n".join(sources[n - 1] for n in valid or range(1, len(sources) + 1)) + "\n" + question
-    unsupported = unsupported_facts(strip_citations(text), evidence)
+    passages = "\n".join(sources[n - 1] for n in valid or range(1, len(sources) + 1))
+    body = strip_citations(text)
+    unsupported = unsupported_facts(body, passages + "\n" + question)
     if unsupported:
         problems.append("not in the cited sources: " + ", ".join(unsupported))
-    return CheckResult(ok=not problems, cited=cited, problems=problems, unsupported=unsupported)
+    reversed_ = reversed_claims(body, passages)  # the question may be wrong: only the sources count
+    if reversed_:
+        problems.append("says the opposite of the sources: " + " / ".join(f"«{s[:160]}»" for s in reversed_[:3]))
+    return CheckResult(ok=not problems, cited=cited, problems=problems, unsupported=unsupported, reversed=reversed_)

@@ -12,6 +12,9 @@ since a customer may quote anything, but the result always goes to a person.
   the inputs, the task, the knowledge-base passages or the tone's company name and signature.
   The tone's *examples* are deliberately not evidence: a phone number copied from an example
   is an invention. Shared with the answer post-check (``answer/check.py: unsupported_facts``).
+* *reversed*: a sentence that says the opposite of a knowledge-base passage saying nearly the
+  same thing («можно» where the passage says «нельзя»; ``answer/polarity.py``). Only passages
+  count: a reply may rightly contradict what the customer wrote.
 * *missing*: a value the template ``must_include`` (an order number) is not in the text.
 * *placeholder*: a blank left to fill («[Имя]», «{date}», «XXX», «___»).
 * *language*: the text is not in the template's language.
@@ -26,11 +29,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from spravka.answer.check import numbers_in, unsupported_facts
 from spravka.answer.language import detect_language
+from spravka.answer.polarity import reversed_claims
 from spravka.core.errors import InputError
 from spravka.core.text.lemmas import lemma, words
 from spravka.extract.checks import dates_in, month_number, parse_date
@@ -71,6 +76,7 @@ _MESSAGES = {
     "ru": {
         "injection": "поле «{name}» похоже на инструкцию модели: результат должен проверить человек",
         "unsupported": "нет ни во входных данных, ни в источниках: {items}",
+        "reversed": "смысл обратный источнику: «{sentence}»",
         "missing": "в тексте нет {name} «{value}»",
         "placeholder": "оставлен пропуск: «{blank}»",
         "language": "текст не на языке шаблона ({lang})",
@@ -85,6 +91,7 @@ _MESSAGES = {
     "en": {
         "injection": "input '{name}' reads like an instruction to the model; a person must check the result",
         "unsupported": "not in the inputs or sources: {items}",
+        "reversed": "says the opposite of the source: «{sentence}»",
         "missing": "the text must include {name} «{value}»",
         "placeholder": "a blank is left to fill: «{blank}»",
         "language": "the text is not in the template's language ({lang})",
@@ -204,13 +211,16 @@ def word_count(text: str) -> int:
 
 
 def check_text(text: str, template: TemplateSpec, tone: ToneSpec, *, values: dict[str, str],
-               evidence: str) -> list[Issue]:
-    """Every issue of a generated ``text`` (see the module docstring)."""
+               evidence: str, passages: Sequence[str] = ()) -> list[Issue]:
+    """Every issue of a generated ``text`` (see the module docstring); ``passages`` are the
+    knowledge-base passages among the ``evidence``."""
     issues: list[Issue] = []
     lang = template.language
     bad = unsupported_facts(_PLACEHOLDER.sub(" ", text), evidence)  # a blank is its own issue
     if bad:
         issues.append(Issue("unsupported", _say(lang, "unsupported", items=", ".join(bad[:10]))))
+    for sentence in reversed_claims(text, passages)[:3] if passages else ():
+        issues.append(Issue("reversed", _say(lang, "reversed", sentence=sentence[:160])))
     flat = _flat(text)
     for name in template.must_include:
         value = values.get(name)

@@ -75,6 +75,7 @@ _PROMPT = {
 }
 _RETRY_HINTS = {
     "ru": {"unsupported": "убери факты, которых нет в данных и источниках", "missing": "обязательно укажи",
+           "reversed": "пиши так, как сказано в источнике",
            "placeholder": "не оставляй заготовок", "language": "пиши на русском языке",
            "address": "соблюдай обращение", "banned": "не используй это выражение", "length": "соблюдай объём",
            "exclamations": "убери лишние восклицательные знаки", "emoji": "убери эмодзи",
@@ -164,7 +165,8 @@ class Generator:
                 input_issues.append(Issue("no_sources", "the knowledge base has nothing on this; the text rests "
                                                         "on the inputs alone"))
             res.timings_ms["search_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        evidence = _evidence(tpl, tn, values, inputs, [src["text"] for src in res.sources])
+        passages = [src["text"] for src in res.sources]
+        evidence = _evidence(tpl, tn, values, inputs, passages)
         model = self._llm()
         if model is None:
             raise ConfigError("no LLM is configured", hint="set [llm] in spravka.toml")
@@ -174,7 +176,7 @@ class Generator:
         drafts = []
         for n in range(variants):
             draft, attempts = self._draft(model, messages, temp if n == 0 else max(temp, self.settings.variant_temperature),
-                                          tpl, tn, values, evidence)
+                                          tpl, tn, values, evidence, passages)
             drafts.append(draft)
             res.attempts += attempts
         res.timings_ms["llm_ms"] = round((time.perf_counter() - t) * 1000, 1)
@@ -189,7 +191,7 @@ class Generator:
         return res
 
     def _draft(self, model: Any, messages: list[dict[str, str]], temp: float, tpl: TemplateSpec, tone: ToneSpec,
-               values: dict[str, str], evidence: str) -> tuple[tuple[int, str, list[Issue]], int]:
+               values: dict[str, str], evidence: str, passages: list[str]) -> tuple[tuple[int, str, list[Issue]], int]:
         """One draft: written, checked, and rewritten with the issues named (``generate.retries``)
         while a check fails. Returns (blocking issues, text, issues) of its best try, and the tries."""
         best: tuple[int, str, list[Issue]] | None = None
@@ -197,7 +199,7 @@ class Generator:
         for attempt in range(1 + self.settings.retries):
             reply = model.chat(messages, temperature=temp, max_tokens=self.settings.max_tokens).text
             text = self._finish(reply, tpl, tone)
-            issues = check_text(text, tpl, tone, values=values, evidence=evidence)
+            issues = check_text(text, tpl, tone, values=values, evidence=evidence, passages=passages)
             blocking = sum(i.blocking for i in issues)
             if best is None or blocking < best[0]:
                 best = (blocking, text, issues)
@@ -298,8 +300,9 @@ class Generator:
         tpl = TemplateSpec.model_validate(p["template"])
         tone = ToneSpec.model_validate(p["tone_spec"]) if p.get("tone_spec") else load_tone(p.get("tone") or "neutral")
         values = p.get("values") or {}
-        evidence = _evidence(tpl, tone, values, p.get("inputs") or {}, [s.get("text", "") for s in p.get("sources") or []])
-        left = check_text(final, tpl, tone, values=values, evidence=evidence)
+        passages = [s.get("text", "") for s in p.get("sources") or []]
+        evidence = _evidence(tpl, tone, values, p.get("inputs") or {}, passages)
+        left = check_text(final, tpl, tone, values=values, evidence=evidence, passages=passages)
         return self.inbox.resolve(item_id, {"text": final, "issues_left": [i.to_dict() for i in left],
                                             "edited": text is not None}, actor)
 

@@ -1,0 +1,121 @@
+"""Claims that say the opposite of their source: «можно» where the source says «нельзя».
+
+The literal fact check (:func:`spravka.answer.check.unsupported_facts`) cannot see a flipped
+meaning: no new number or name appears. A small model does flip one now and then, and in
+support that is the worst answer of all («Да, в приложении можно вести трансляции» when the
+source says there is no such feature). This check is literal too, and it stays on the safe
+side:
+
+* each sentence of the text is compared with the source sentences that say nearly the same
+  thing (content lemmas: at least 3 in the sentence, 75% of them in the source sentence, and
+  half of the source sentence's in the text);
+* a sentence is flagged only when every such source sentence has the other polarity. Polarity
+  is the presence of a negation: «не», «нет», «ни», «без», «нельзя», «невозможно»,
+  «отсутствует», «запрещено» (and their English kin), or a word with the prefix «не» whose base
+  the other sentence has («недоступно» against «доступно»);
+* what does not negate a claim is left out: a reply particle («Нет, …», «Да, …»), a condition
+  («если вы не согласны, …») and a bound («не более 10 МБ»).
+
+A paraphrase the source does not contain sentence by sentence is not judged at all, so this
+misses many flips; what it flags is nearly always a real contradiction. Questions (sentences
+ending in «?») are neither claims nor sources.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from spravka.core.text.lemmas import lemma, words
+from spravka.core.text.sentences import split_sentences
+from spravka.core.text.stopwords import ALL as STOP_WORDS
+
+_NEGATION = frozenset({"не", "нет", "ни", "без", "no", "not", "never", "cannot", "without", "t"})  # "can't" → can, t
+#: a negative word that is a positive one negated: the positive one is what the sentence is about
+_NEGATED = {
+    "нельзя": "можно", "невозможно": "возможно", "невозможный": "возможный", "отсутствовать": "",
+    "запрещать": "разрешать", "запрещено": "разрешено", "запретить": "разрешить",
+}
+#: «не более 10 МБ» is a bound, not a negation
+_BOUND = frozenset({
+    "более", "менее", "больше", "меньше", "позднее", "позже", "раньше", "ранее", "дольше", "чаще", "реже",
+    "выше", "ниже", "старше", "младше", "свыше", "more", "less", "later", "earlier", "than",
+})
+_PARTICLE = re.compile(r"^\s*(?:да|нет|верно|конечно|yes|no)\b\s*[,.!:—–-]+\s*", re.IGNORECASE)
+_CONDITION = re.compile(r"\b(?:если|когда|if|when|unless)\b[^,;]*[,;]", re.IGNORECASE)
+_PREFIXED = "не:"
+
+MIN_CONTENT = 3
+MIN_OVERLAP = 0.75
+MIN_BACK = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    text: str
+    negated: bool
+    #: content lemmas; a word with the prefix «не» also adds ``не:<base lemma>``
+    content: frozenset[str]
+
+
+def claim(sentence: str) -> Claim:
+    body = _PARTICLE.sub("", sentence)
+    main = words(_CONDITION.sub(" ", body))
+    negated = any(
+        (w in _NEGATION and not (i + 1 < len(main) and main[i + 1] in _BOUND)) or lemma(w) in _NEGATED
+        for i, w in enumerate(main)
+    )
+    content: set[str] = set()
+    for w in words(body):
+        if w in _NEGATION:
+            continue
+        lm = _NEGATED.get(lemma(w), lemma(w))
+        if lm and lm not in STOP_WORDS and len(lm) >= 3 and lm not in _BOUND:
+            content.add(lm)
+            if w.startswith("не") and len(w) >= 6:
+                content.add(_PREFIXED + lemma(w[2:]))
+    return Claim(sentence, negated, frozenset(content))
+
+
+def claims(text: str) -> list[Claim]:
+    """The statements of ``text``, one per sentence (questions left out)."""
+    out = []
+    for a, b in split_sentences(text):
+        s = text[a:b].strip()
+        if s and not s.endswith("?"):
+            out.append(claim(s))
+    return out
+
+
+def _compare(a: Claim, b: Claim) -> tuple[float, float, bool]:
+    """How much of ``a`` ``b`` says, how much of ``b`` ``a`` says, and whether they disagree."""
+    ca, cb = set(a.content), set(b.content)
+    neg_a, neg_b = a.negated, b.negated
+    for mine, other, side in ((ca, cb, 0), (cb, ca, 1)):
+        for key in [k for k in mine if k.startswith(_PREFIXED)]:
+            mine.discard(key)
+            base = key[len(_PREFIXED):]
+            if base in other:  # «недоступно» here, «доступно» there: the same word, negated
+                mine.add(base)
+                if side == 0:
+                    neg_a = not neg_a
+                else:
+                    neg_b = not neg_b
+    shared = len(ca & cb)
+    return shared / max(1, len(ca)), shared / max(1, len(cb)), neg_a != neg_b
+
+
+def reversed_claims(text: str, sources: str | Iterable[str]) -> list[str]:
+    """The sentences of ``text`` that say the opposite of every source sentence saying nearly the
+    same thing (see the module docstring)."""
+    source = sources if isinstance(sources, str) else "\n".join(sources)
+    known = claims(source)
+    out: list[str] = []
+    for c in claims(text):
+        if len([k for k in c.content if not k.startswith(_PREFIXED)]) < MIN_CONTENT:
+            continue
+        close = [flip for fwd, back, flip in (_compare(c, s) for s in known) if fwd >= MIN_OVERLAP and back >= MIN_BACK]
+        if close and all(close):
+            out.append(c.text)
+    return out
