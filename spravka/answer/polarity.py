@@ -14,7 +14,7 @@ side:
   «отсутствует», «запрещено» (and their English kin), or a word with the prefix «не» whose base
   the other sentence has («недоступно» against «доступно»);
 * what does not negate a claim is left out: a reply particle («Нет, …», «Да, …»), a condition
-  («если вы не согласны, …») and a bound («не более 10 МБ»).
+  («если вы не согласны, …») and a bound («не более 10 МБ», «не может превышать 24 часов»).
 
 A paraphrase the source does not contain sentence by sentence is not judged at all, so this
 misses many flips; what it flags is nearly always a real contradiction. Questions (sentences
@@ -42,6 +42,9 @@ _BOUND = frozenset({
     "более", "менее", "больше", "меньше", "позднее", "позже", "раньше", "ранее", "дольше", "чаще", "реже",
     "выше", "ниже", "старше", "младше", "свыше", "more", "less", "later", "earlier", "than",
 })
+#: «не может превышать 24 часов» is a bound too
+_EXCEED = frozenset({"превышать", "превысить", "exceed"})
+_MODAL = frozenset({"может", "могут", "должен", "должна", "должно", "должны", "can", "may", "must", "should"})
 _PARTICLE = re.compile(r"^\s*(?:да|нет|верно|конечно|yes|no)\b\s*[,.!:—–-]+\s*", re.IGNORECASE)
 _CONDITION = re.compile(r"\b(?:если|когда|if|when|unless)\b[^,;]*[,;]", re.IGNORECASE)
 _PREFIXED = "не:"
@@ -62,10 +65,7 @@ class Claim:
 def claim(sentence: str) -> Claim:
     body = _PARTICLE.sub("", sentence)
     main = words(_CONDITION.sub(" ", body))
-    negated = any(
-        (w in _NEGATION and not (i + 1 < len(main) and main[i + 1] in _BOUND)) or lemma(w) in _NEGATED
-        for i, w in enumerate(main)
-    )
+    negated = any((w in _NEGATION and not _bound(main[i + 1:i + 3])) or lemma(w) in _NEGATED for i, w in enumerate(main))
     content: set[str] = set()
     for w in words(body):
         if w in _NEGATION:
@@ -76,6 +76,13 @@ def claim(sentence: str) -> Claim:
             if w.startswith("не") and len(w) >= 6:
                 content.add(_PREFIXED + lemma(w[2:]))
     return Claim(sentence, negated, frozenset(content))
+
+
+def _bound(after: list[str]) -> bool:
+    """Whether the words after a «не» make it a bound («не более», «не может превышать»)."""
+    if after and after[0] in _MODAL:
+        after = after[1:]
+    return bool(after) and (after[0] in _BOUND or lemma(after[0]) in _EXCEED)
 
 
 def claims(text: str) -> list[Claim]:
