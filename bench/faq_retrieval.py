@@ -69,9 +69,10 @@ def run(embedder: str, split: str, **overrides) -> dict:
             ms = (time.perf_counter() - t) * 1000
             ranked, merged = hit_ranking(res.hits, aliases)
             results.append(score_question(item, ranked, ms, merged))
-            strict.append(score_question(item, doc_ranking([h.doc_id for h in res.hits], aliases), ms, aliases))
+            if name == "spravka hybrid (default)":
+                strict.append(score_question(item, doc_ranking([h.doc_id for h in res.hits], aliases), ms, aliases))
         rows.append({"system": name, **summarize(results)})
-        if name == "spravka hybrid (default)":
+        if strict:
             rows.append({"system": STRICT, **summarize(strict)})
     app.close()
     return {"dataset": f"rutube-support-faq/{split}", "embedder": embedder, "questions": len(items),

@@ -106,18 +106,16 @@ def measure_checks(rows: list[dict[str, Any]], seed: int = 13) -> dict[str, Any]
     names = names_pool(rows)
     clean = {"ours": 0, "numbers_only": 0}
     examples: list[dict[str, Any]] = []
-    for c in rows:
-        ev = evidence_of(c)
-        got = ours(c["operator_answer"], c)
-        clean["ours"] += bool(got)
-        clean["numbers_only"] += bool(numbers_only(c["operator_answer"], ev))
-        if got and len(examples) < 12:
-            examples.append({"case_id": c["case_id"], "flagged": got[:6]})
     injected: dict[str, dict[str, int]] = {k: {"n": 0, "ours": 0, "numbers_only": 0} for k in KINDS}
     for c in rows:
         ev = evidence_of(c)
-        base_ours = set(ours(c["operator_answer"], c))
-        base_num = set(numbers_only(c["operator_answer"], ev))
+        got = ours(c["operator_answer"], c)
+        got_num = numbers_only(c["operator_answer"], ev)
+        clean["ours"] += bool(got)
+        clean["numbers_only"] += bool(got_num)
+        if got and len(examples) < 12:
+            examples.append({"case_id": c["case_id"], "flagged": got[:6]})
+        base_ours, base_num = set(got), set(got_num)
         for kind in KINDS:
             text = inject(kind, c["operator_answer"], ev, rng, names)
             if text is None:
