@@ -1,12 +1,16 @@
 """Answers on the sample golden set: honest refusals, correct citations, speed.
 
-For each system (extractive; generative with the local Qwen2.5-Coder 0.5B and 1.5B through
+For each system (extractive, and as its baseline extractive-lexical, which scores sentences
+by word coverage without embeddings; generative with the local Qwen2.5-Coder 0.5B and 1.5B through
 llama.cpp) every question of samples/golden/kb.jsonl is answered with its filters and access
 groups, and we measure:
 
 * refusal precision / recall: a refusal (or escalation) is right when ``should_refuse``;
 * citation accuracy: the first citation (cite@1) or any citation (cite@any) is an expected
   document, over all answerable questions (a refusal counts as a miss);
+* reference recall: the share of the reference answer's own words and numbers (not the
+  question's) that an answered question's text contains, over answerable questions with a
+  ``reference_answer`` (``spravka.evaluate.answers.reference_recall``);
 * seconds per answer and, for the LLM, completion tokens per second of generation;
 * for generative systems, how many answers stayed generative (the rest were downgraded to the
   extractive quote by the post-check or a model failure).
@@ -14,7 +18,7 @@ groups, and we measure:
 ``--fit-gate`` refits the confidence gate's logistic coefficients on the same questions and
 prints them with their leave-one-out quality (the defaults in spravka/answer/gate.py came from it).
 
-    python -m bench.answers [--systems extractive,0.5b,1.5b] [--limit N] [--fit-gate] [--out NAME]
+    python -m bench.answers [--systems extractive-lexical,extractive,0.5b,1.5b] [--limit N] [--fit-gate] [--out NAME]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from spravka.answer.gate import DEFAULT_GATE, FEATURES, GateFeatures, fit_gate, 
 from spravka.answer.terms import question_terms
 from spravka.core.filters import parse_filters
 from spravka.core.types import AnswerStatus
+from spravka.evaluate.answers import reference_recall
 from spravka.evaluate.golden import GoldenItem, load_golden
 from spravka.models import local
 
@@ -49,7 +54,9 @@ def run_system(app, items: list[GoldenItem], mode: str, aliases: dict[str, str])
     for item in items:
         flt = parse_filters(item.filters, item.groups)
         t = time.perf_counter()
-        a = app.answer(item.question, flt=flt, mode=mode)
+        a = app.answer(item.question, flt=flt, mode=mode, use_cache=False)
+        recall = (reference_recall(a.text, item.reference_answer, item.question)
+                  if item.reference_answer and a.status == AnswerStatus.ANSWERED else None)
         seconds = time.perf_counter() - t
         cited = [aliases.get(c.doc_id, c.doc_id) for c in a.citations]
         rows.append(
@@ -67,6 +74,7 @@ def run_system(app, items: list[GoldenItem], mode: str, aliases: dict[str, str])
                 "prompt_tokens": a.tokens.get("prompt", 0),
                 "notes": a.notes,
                 "text": a.text,
+                "reference_recall": recall,
             }
         )
     return summarize(rows) | {"questions": rows}
@@ -84,6 +92,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     completion = sum(r["completion_tokens"] for r in rows)
     generative = [r for r in rows if r["mode"] == "generative"]
     secs = [r["seconds"] for r in rows]
+    recalls = [r["reference_recall"] for r in rows if r.get("reference_recall") is not None]
     return {
         "n": len(rows),
         "refusal_precision": round(len(true_ref) / len(refused), 3) if refused else 0.0,
@@ -94,6 +103,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cite@1_answered": round(sum(1 for r in cite1 if r in answered) / len(answered), 3)
         if answered
         else 0.0,
+        "reference_recall": round(statistics.mean(recalls), 3) if recalls else None,
         "generative_share": round(len(generative) / max(1, len(rows) - len(refused)), 3),
         "s_per_answer": round(statistics.mean(secs), 2) if secs else 0.0,
         "s_p90": round(sorted(secs)[int(0.9 * (len(secs) - 1))], 2) if secs else 0.0,
@@ -142,7 +152,7 @@ def _quality(p: list[float], y: list[int]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--systems", default="extractive,0.5b,1.5b")
+    ap.add_argument("--systems", default="extractive-lexical,extractive,0.5b,1.5b")
     ap.add_argument(
         "--limit", type=int, default=0, help="answer only the first N questions of each class (LLM runs)"
     )
@@ -171,7 +181,10 @@ def main() -> None:
         subset = ans + ref
     rows = []
     for name in [s for s in args.systems.split(",") if s]:
-        if name == "extractive":
+        if name in ("extractive", "extractive-lexical"):
+            # the baseline: sentences scored by word coverage alone (the default until stop 18)
+            app.close()
+            app = make_app(home, answer={"sentence_embeddings": name == "extractive"})
             result = run_system(app, items, "extractive", aliases)
         else:
             model = MODELS[name]
@@ -192,7 +205,7 @@ def main() -> None:
             startup = round(time.perf_counter() - t, 1)
             result = run_system(app, subset, "generative", aliases) | {"server_start_s": startup}
         row = {
-            "system": name if name == "extractive" else f"generative {name}",
+            "system": name if name.startswith("extractive") else f"generative {name}",
             **{k: v for k, v in result.items() if k != "questions"},
         }
         rows.append(row)
@@ -207,6 +220,7 @@ def main() -> None:
         "answered_rate",
         "cite@1",
         "cite@any",
+        "reference_recall",
         "generative_share",
         "s_per_answer",
         "tokens_per_s",

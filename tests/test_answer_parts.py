@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from spravka.answer.check import check_answer, citations_in, names_in, numbers_in
-from spravka.answer.extractive import table_header
+from spravka.answer.extractive import Sentence, select, table_header
 from spravka.answer.gate import DEFAULT_GATE, GateFeatures
 from spravka.answer.language import detect_language, refusal_text
 from spravka.answer.prompt import is_no_answer, messages
@@ -168,6 +168,22 @@ def test_table_rows_find_their_header_even_when_the_chunk_starts_mid_table():
     pos = doc.index("G5")
     assert table_header(doc, pos) == "Грейд | Вилка"
     assert table_header(doc, doc.index("Грейд |")) == ""  # the header row itself
+
+
+def test_an_answer_does_not_spend_its_second_sentence_repeating_the_first():
+    faq = _hit("x", chunk_id="faq#0", doc_id="faq", rank=1)
+    policy = _hit("x", chunk_id="policy#3", doc_id="policy", rank=2)
+    first = Sentence("Заказ хранится в пункте выдачи «Домотека» 5 календарных дней с момента поступления.",
+                     faq, 0, 10, 0, score=1.0)
+    same = Sentence("Заказ хранится в пункте выдачи 5 календарных дней с момента поступления.",
+                    policy, 0, 10, 0, score=0.95)
+    more = Sentence("Срок можно один раз бесплатно продлить ещё на 3 дня в личном кабинете.",
+                    faq, 11, 20, 1, score=0.9)
+    assert [s.text for s in select([first, same, more], 2)] == [first.text, more.text]
+    # two different statements both stay, and a weak runner-up does not join
+    weak = Sentence("Курьер звонит за час до приезда.", policy, 0, 10, 0, score=0.5)
+    assert [s.text for s in select([first, weak], 2)] == [first.text]
+    assert [s.text for s in select([first, more], 2)] == [first.text, more.text]
 
 
 # ---- the gate -------------------------------------------------------------------------------------

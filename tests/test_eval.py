@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from browser import chrome, console_errors
 
+from spravka.evaluate.answers import reference_recall
 from spravka.evaluate.building import log_candidates
 from spravka.evaluate.calibrate import calibrate, cross_validate, decide
 from spravka.evaluate.compare import compare_runs
@@ -37,7 +38,8 @@ def test_run_has_every_metric_group(run_a):
     r, a, o = run_a.retrieval, run_a.answers, run_a.operations
     assert r["n"] == 56 and {"hit@1", "hit@5", "recall@5", "mrr@10", "ndcg@10", "p95_ms"} <= set(r)
     assert a["n"] == 85 and a["unanswerable"] == 29
-    for key in ("refusal_precision", "refusal_recall", "citation_hit", "groundedness", "similarity"):
+    for key in ("refusal_precision", "refusal_recall", "citation_hit", "groundedness", "similarity",
+                "reference_recall"):
         assert 0.0 <= a[key] <= 1.0, key
     assert a["citation_hit"] >= 0.8 and a["groundedness"] >= 0.9  # extractive answers quote their sources
     assert {"total_p50_ms", "total_p95_ms", "retrieve_p95_ms", "tokens_per_question", "cost_per_question"} <= set(o)
@@ -113,6 +115,16 @@ def test_held_out_calibration_is_not_flattered_by_its_own_questions():
     assert cross_validate(clean, current=0.5).macro_f1 == 1.0
     # and one refusal alone cannot be split into folds
     assert cross_validate([(0.9, False)] * 5 + [(0.1, True)], current=0.5) is None
+
+
+def test_reference_recall_counts_the_references_own_words_and_numbers():
+    ref = "Ежегодный отпуск — 28 календарных дней."
+    question = "Сколько дней ежегодного отпуска?"
+    # «отпуск», «ежегодный», «день» come from the question: only «28» and «календарный» count
+    assert reference_recall("Отпуск составляет 28 календарных дней [1].", ref, question) == 1.0
+    assert reference_recall("Отпуск составляет 14 календарных дней [1].", ref, question) == 0.5
+    assert reference_recall("Не нашёл информацию.", ref, question) == 0.0
+    assert reference_recall("что угодно", "Сколько дней отпуска?", question) is None  # nothing beyond the question
 
 
 def test_decision_stats_by_hand():

@@ -3,8 +3,9 @@
 The honest MVP and the fallback of the generative mode: nothing is invented, a widget simply
 quotes the FAQ. Sentences are scored by the IDF-weighted share of the question's content words
 they contain, plus the retrieval rank of their chunk (the fused search is usually right about the
-document, the sentence score picks the line inside it), plus, optionally, the cosine of question
-and sentence embeddings (about 1 s per new question on 2 cores; vectors are cached by hash).
+document, the sentence score picks the line inside it), plus the cosine of question and sentence
+embeddings (``answer.sentence_embeddings``, on by default: about 0.1 s per new question on 2
+cores; vectors are cached by hash).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from spravka.models.embedder import CachedEmbedder
 #: (sample golden set: 82% vs 77%, measured with bench/answers.py)
 RANK_WEIGHT = 0.05
 EMBED_WEIGHT = 0.5
+#: two sentences sharing this share of their lemmas (Jaccard) say the same thing: the policy and
+#: the FAQ both state «Заказ хранится в пункте выдачи 5 календарных дней…», and an answer of two
+#: sentences should not spend its second one repeating the first
+NEAR_DUPLICATE = 0.6
 _MIN_CHARS = 20
 _BULLET = re.compile(r"^\s*(?:[-–—•*]|\d+[.)])\s*")
 
@@ -134,15 +139,27 @@ def select(ranked: list[Sentence], max_sentences: int, ratio: float = 0.75) -> l
         return []
     best = ranked[0]
     chosen = [best]
+    lemmas = {id(best): set(analyze(best.text))}
     for s in ranked[1:]:
         if len(chosen) >= max_sentences:
             break
-        # Chunks overlap by a sentence, and a PDF chunk may end mid-sentence: skip repeats.
-        if s.score >= ratio * best.score and not any(s.text in c.text or c.text in s.text for c in chosen):
-            chosen.append(s)
+        if s.score < ratio * best.score:
+            continue
+        # Chunks overlap by a sentence, and a PDF chunk may end mid-sentence: skip repeats, and
+        # the same statement made by two documents.
+        if any(s.text in c.text or c.text in s.text for c in chosen):
+            continue
+        own = lemmas[id(s)] = set(analyze(s.text))
+        if any(_jaccard(own, lemmas[id(c)]) >= NEAR_DUPLICATE for c in chosen):
+            continue
+        chosen.append(s)
     # Read in source order: grouped by chunk in the order of their best sentence.
     chunk_order = {c.hit.chunk_id: i for i, c in reversed(list(enumerate(chosen)))}
     return sorted(chosen, key=lambda s: (chunk_order[s.hit.chunk_id], s.position))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
 
 
 def extractive_answer(

@@ -167,10 +167,13 @@ class AnswerSettings(BaseModel):
     #: 1-3 sentences need about 150 tokens; small models ramble until the limit
     max_tokens: int = Field(256, ge=16, le=4096)
     temperature: float = Field(0.1, ge=0.0, le=2.0)
-    #: extractive mode: sentences in the answer, and whether sentence scoring also uses embeddings
-    #: (better ranking; about 1 s per new question on 2 cores, cached afterwards)
+    #: extractive mode: sentences in the answer, and whether sentence scoring also uses embeddings.
+    #: On the sample golden set (``python -m bench.answers``) embeddings raise the share of the
+    #: reference answer's words and numbers that the quote contains from 0.47 to 0.54, and the
+    #: first citation's accuracy from 0.75 to 0.77, for about 0.1 s more per new question on 2
+    #: cores (sentence vectors are cached by hash, so a repeated sentence costs nothing)
     max_sentences: int = Field(2, ge=1, le=3)
-    sentence_embeddings: bool = False
+    sentence_embeddings: bool = True
     #: when the LLM fails or its answer fails the post-check: quote the sources instead of an error
     fallback: bool = True
 

@@ -1,8 +1,9 @@
-"""Answer metrics: refusals, citations, groundedness and similarity to a reference.
+"""Answer metrics: refusals, citations, groundedness, and closeness to a reference answer.
 
 Everything here runs offline with what ships in the package: lemma overlap for groundedness,
-the embedding model for similarity. An LLM judge (the local model) is optional and reported
-separately, never mixed into the lexical figures.
+the embedding model for similarity, and lemma overlap again for ``reference_recall`` (the
+share of the reference answer's own words and numbers that the answer contains). An LLM judge
+(the local model) is optional and reported separately, never mixed into the lexical figures.
 
 Conventions:
 * *refusal* metrics treat "refused or escalated" as the positive class and ``should_refuse`` as
@@ -54,6 +55,7 @@ class AnswerRecord:
     citation_precision: float | None = None
     groundedness: float | None = None
     similarity: float | None = None
+    reference_recall: float | None = None
     judge: float | None = None
 
 
@@ -84,6 +86,20 @@ def groundedness(answer: str, sources_text: str, threshold: float = 0.6) -> floa
     return round(sum(1 for s in sentences if sentence_support(s, lemmas) >= threshold) / len(sentences), 4)
 
 
+def reference_recall(answer: str, reference: str, question: str = "") -> float | None:
+    """Share of the reference answer's content lemmas and numbers that ``answer`` contains.
+
+    Words of the question do not count: an answer gets nothing for repeating the question, and
+    «28 календарных дней» is what a reference «Отпуск — 28 календарных дней» is checked for.
+    None when the reference adds nothing to the question.
+    """
+    wanted = set(analyze(reference)) - set(analyze(question))
+    if not wanted:
+        return None
+    got = set(analyze(_CITATION.sub(" ", answer)))
+    return round(len(wanted & got) / len(wanted), 4)
+
+
 def score_answer(rec: AnswerRecord, aliases: dict[str, str] | None = None,
                  embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> AnswerRecord:
     aliases = aliases or {}
@@ -96,6 +112,8 @@ def score_answer(rec: AnswerRecord, aliases: dict[str, str] | None = None,
         rec.citation_precision = _ratio(sum(1 for d in cited if d in expected), len(cited)) if cited else 0.0
     if not rec.refused:
         rec.groundedness = groundedness(rec.text, rec.cited_text)
+        if rec.reference_answer:
+            rec.reference_recall = reference_recall(rec.text, rec.reference_answer, rec.question)
         if embed is not None and rec.reference_answer:
             v = embed([_CITATION.sub(" ", rec.text), rec.reference_answer])
             rec.similarity = round(float(np.dot(v[0], v[1])), 4)
@@ -115,6 +133,7 @@ def summarize_answers(records: Sequence[AnswerRecord]) -> dict[str, Any]:
     cited = [r for r in records if r.cited_expected is not None]
     grounded = [r.groundedness for r in records if r.groundedness is not None]
     sims = [r.similarity for r in records if r.similarity is not None]
+    recalls = [r.reference_recall for r in records if r.reference_recall is not None]
     judged = [r.judge for r in records if r.judge is not None]
     out: dict[str, Any] = {
         "n": n,
@@ -131,6 +150,7 @@ def summarize_answers(records: Sequence[AnswerRecord]) -> dict[str, Any]:
         "citation_precision": round(float(np.mean([r.citation_precision for r in cited])), 4) if cited else 0.0,
         "groundedness": round(float(np.mean(grounded)), 4) if grounded else 0.0,
         "similarity": round(float(np.mean(sims)), 4) if sims else None,
+        "reference_recall": round(float(np.mean(recalls)), 4) if recalls else None,
         "judge": round(float(np.mean(judged)), 4) if judged else None,
     }
     return out

@@ -12,7 +12,7 @@ from spravka.evaluate.runner import EvalRun
 DEFAULT_GATED = (
     "retrieval.hit@1", "retrieval.hit@5", "retrieval.mrr@10", "retrieval.ndcg@10",
     "answers.decision_accuracy", "answers.refusal_f1", "answers.answer_f1", "answers.citation_hit",
-    "answers.groundedness",
+    "answers.groundedness", "answers.reference_recall",
 )
 
 

@@ -102,7 +102,7 @@ def render_run(run: EvalRun, title: str = "Spravka evaluation") -> str:
             title="Confidence by question kind", lo=0.0, hi=1.0, marker=thr, marker_label=f"threshold {thr:.2f}"))
         a = run.answers or {}
         charts.append(bar_chart([(k.replace("_", " "), a.get(k) or 0.0) for k in (
-            "decision_accuracy", "refusal_f1", "answer_f1", "citation_hit", "groundedness")],
+            "decision_accuracy", "refusal_f1", "answer_f1", "citation_hit", "groundedness", "reference_recall")],
             title="Answers", max_value=1.0, colour="#16a34a"))
         totals = [x["timings_ms"].get("total_ms", 0.0) for x in answered if x.get("timings_ms")]
         if totals:
