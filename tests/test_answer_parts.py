@@ -76,6 +76,15 @@ def test_citations_must_exist_and_be_present():
     assert citations_in("a [1] b [2, 3] c [1] d [4-5]") == [1, 2, 3, 4, 5]
 
 
+def test_problems_are_explained_in_the_answers_language():
+    r = check_answer("Вернуть можно за 45 дней [1], см. [3].", [RETURNS])
+    assert r.missing == [3] and "45" in r.unsupported
+    ru = r.explain("ru")
+    assert ru == ["ссылки на источники, которых нет: [3]", "этого нет в указанных источниках: 45"]
+    assert r.explain("en") == r.problems and r.problems[0] == "cites missing sources [3]"
+    assert check_answer("Вернуть можно.", [RETURNS]).explain("ru") == ["нет ссылки на источник"]
+
+
 def test_facts_must_be_in_the_cited_source_not_just_any_source():
     r = check_answer("Подключайтесь через DomoVPN [1].", [RETURNS, VPN])
     assert not r.ok and r.unsupported == ["DomoVPN"]

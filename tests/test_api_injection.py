@@ -143,6 +143,20 @@ def test_a_model_that_obeys_the_injection_is_overruled(env, stream):
     assert user_key not in user  # the caller's key never reaches the model
 
 
+def test_the_retry_names_the_problems_in_the_language_of_the_question(env):
+    sp, c, hdr, _ = env
+    model = ObedientModel("Возврат возможен в течение 14 дней.")  # no citation
+    sp.__dict__["llm"] = model
+    try:
+        r = c.post("/v1/ask", json={"question": QUESTION, "collection": "kb", "mode": "generative"}, headers=hdr)
+    finally:
+        sp.__dict__.pop("llm", None)
+    assert r.status_code == 200 and len(model.calls) == 2, r.json()  # the answer, then one retry
+    retry = next(m["content"] for m in model.calls[1] if m["role"] == "user")
+    assert "Предыдущий ответ не прошёл проверку (нет ссылки на источник" in retry, retry
+    assert "no citation" not in retry and "not in the cited sources" not in retry
+
+
 def test_the_system_prompt_does_not_depend_on_the_documents(env):
     from spravka.answer import prompt
     from spravka.answer.sources import Source

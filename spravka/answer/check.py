@@ -55,6 +55,25 @@ class CheckResult:
     unsupported: list[str] = field(default_factory=list)
     #: sentences that say the opposite of the cited sources
     reversed: list[str] = field(default_factory=list)
+    #: cited numbers with no such source
+    missing: list[int] = field(default_factory=list)
+
+    def explain(self, language: str = "en") -> list[str]:
+        """The problems in the answer's language, for the retry prompt: a Russian prompt that
+        quotes English check messages invites the model to switch language. ``problems`` stays
+        English for the logs and notes."""
+        if language != "ru":
+            return list(self.problems)
+        out: list[str] = []
+        if not self.cited:
+            out.append("нет ссылки на источник")
+        if self.missing:
+            out.append("ссылки на источники, которых нет: " + ", ".join(f"[{n}]" for n in self.missing))
+        if self.unsupported:
+            out.append("этого нет в указанных источниках: " + ", ".join(self.unsupported))
+        if self.reversed:
+            out.append("смысл обратный источникам: " + " / ".join(f"«{x[:160]}»" for x in self.reversed[:3]))
+        return out
 
 
 def citations_in(text: str) -> list[int]:
@@ -197,4 +216,5 @@ def check_answer(text: str, sources: Sequence[str], question: str = "") -> Check
     reversed_ = reversed_claims(body, passages)  # the question may be wrong: only the sources count
     if reversed_:
         problems.append("says the opposite of the sources: " + " / ".join(f"«{s[:160]}»" for s in reversed_[:3]))
-    return CheckResult(ok=not problems, cited=cited, problems=problems, unsupported=unsupported, reversed=reversed_)
+    return CheckResult(ok=not problems, cited=cited, problems=problems, unsupported=unsupported, reversed=reversed_,
+                       missing=bad)

@@ -419,7 +419,7 @@ class Answerer:
             )
             try:
                 r = model.chat(
-                    prompt.messages(run.question, sources, run.language, check.problems),
+                    prompt.messages(run.question, sources, run.language, check.explain(run.language)),
                     max_tokens=s.max_tokens,
                     temperature=0.0,
                 )
