@@ -41,8 +41,21 @@ def test_a_condition_and_a_bound_do_not_negate_a_claim():
     assert reversed_claims("Запись трансляции сохраняется также до 24 часов.", record) == []
     cover = "Размер обложки канала до 10 мегабайт в формате jpeg."
     assert reversed_claims("Размер обложки канала не более 10 мегабайт в формате jpeg.", cover) == []
-    assert reversed_claims("Размер обложки канала более 10 мегабайт в формате jpeg.", "Размер обложки канала не "
-                           "более 10 мегабайт в формате jpeg.") == []  # a changed bound is not this check's to see
+
+
+def test_a_bound_turned_round_is_a_flip():
+    cover = "Размер обложки канала не более 10 мегабайт в формате jpeg."
+    turned = "Размер обложки канала более 10 мегабайт в формате jpeg."
+    assert reversed_claims(turned, cover) == [turned]
+    assert reversed_claims("Вес более 10 МБ.", "Формат: jpeg или png. Вес не более 10 МБ.") == ["Вес более 10 МБ."]
+    assert reversed_claims("Нужно не менее двух видео на канале.", "Нужно менее 2 видео на канале.") != []
+    assert reversed_claims("Upload at least 10 videos to the channel.", "Upload at most 10 videos to the channel.") != []
+    # the same bound in other words, a negation that cancels the turn, another number, a condition
+    assert reversed_claims("Вес не больше 10 МБ.", "Вес не более 10 МБ.") == []
+    assert reversed_claims("Обложку канала более 10 мегабайт загрузить нельзя.",
+                           "Обложку канала можно загрузить не более 10 мегабайт.") == []
+    assert reversed_claims("Вес более 20 МБ.", "Вес не более 10 МБ.") == []
+    assert reversed_claims("Если вес более 10 МБ, сожмите обложку канала.", cover) == []
 
 
 def test_a_source_that_says_both_is_not_contradicted():
