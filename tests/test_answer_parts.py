@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from spravka.answer.check import check_answer, citations_in, names_in, numbers_in
-from spravka.answer.extractive import Sentence, select, table_header
+from spravka.answer.extractive import Sentence, select, table_header, table_row_text
 from spravka.answer.gate import DEFAULT_GATE, GateFeatures
 from spravka.answer.language import detect_language, refusal_text
 from spravka.answer.prompt import is_no_answer, messages
@@ -177,6 +177,14 @@ def test_table_rows_find_their_header_even_when_the_chunk_starts_mid_table():
     pos = doc.index("G5")
     assert table_header(doc, pos) == "Грейд | Вилка"
     assert table_header(doc, doc.index("Грейд |")) == ""  # the header row itself
+
+
+def test_a_quoted_table_row_is_read_with_its_header():
+    assert table_row_text("Параметр | Условие", "Срок | 4, 6 или 12 месяцев") == "Срок: 4, 6 или 12 месяцев"
+    assert table_row_text("| Грейд | Уровень | Вилка |", "| G5 | ведущие | 120 000 |") == \
+        "G5 — Уровень: ведущие; Вилка: 120 000"
+    # cells that do not match the header: both lines as they are
+    assert table_row_text("Грейд | Вилка", "G5 | ведущие | 120 000") == "Грейд | Вилка: G5 | ведущие | 120 000"
 
 
 def test_an_answer_does_not_spend_its_second_sentence_repeating_the_first():

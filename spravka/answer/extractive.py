@@ -107,6 +107,19 @@ def table_header(text: str, pos: int) -> str:
     return " ".join(top.split())
 
 
+def table_row_text(header: str, row: str) -> str:
+    """A table row read with its header: «Срок: 4, 6 или 12 месяцев» for a two-column row, and
+    «G5 — Уровень: ведущие специалисты; Вилка оклада: 120 000 – 170 000» for a wider one (the
+    first cell names the row). Rows whose cells do not match the header keep both lines as they are."""
+    names = [c.strip() for c in header.strip().strip("|").split(" | ")]
+    cells = [c.strip() for c in row.strip().strip("|").split(" | ")]
+    if len(names) != len(cells) or len(cells) < 2 or not all(cells):
+        return f"{header}: {row}"
+    if len(cells) == 2:
+        return f"{cells[0]}: {cells[1]}"
+    return f"{cells[0]} — " + "; ".join(f"{h}: {c}" if h else c for h, c in zip(names[1:], cells[1:], strict=True))
+
+
 def score_sentences(
     question: str,
     sentences: list[Sentence],
@@ -185,7 +198,7 @@ def extractive_answer(
         else:
             citations[n - 1].snippet += " " + s.text
         body = _BULLET.sub("", s.text).rstrip()
-        parts.append(f"{s.header}: {body} [{n}]" if s.header else f"{body} [{n}]")
+        parts.append(f"{table_row_text(s.header, body) if s.header else body} [{n}]")
     return " ".join(parts), citations
 
 
