@@ -143,6 +143,13 @@ def test_widget_streams_an_answer_with_citations_and_takes_feedback(server, brow
     assert snippet.is_displayed() and snippet.text
     assert "payment-methods" in item.text or "Оплата" in item.text or "оплат" in snippet.text.lower()
 
+    # the rating buttons are drawn icons with a spoken label, not emoji (which need a colour-emoji font)
+    for cls in ("sw-up", "sw-down", "sw-op"):
+        button = answer.find_element(By.CSS_SELECTOR, f".{cls}")
+        assert button.find_element(By.CSS_SELECTOR, "svg path").get_attribute("d"), cls
+        assert button.get_attribute("aria-label"), cls
+        assert not any(0x1F300 <= ord(ch) <= 0x1FAFF for ch in button.text), button.text
+
     # 👍 is recorded against the answer id
     answer_id = answer.get_attribute("data-answer-id")
     answer.find_element(By.CSS_SELECTOR, ".sw-up").click()

@@ -78,6 +78,7 @@
     ".sw-related ul{margin:4px 0 0;padding-left:18px}.sw-related a{color:#1f5fbf}",
     ".sw-btn{border:1px solid #cfd3da;background:#fff;border-radius:16px;padding:3px 10px;cursor:pointer;font-size:13px;color:#1d1d1f}",
     ".sw-btn:hover{background:#f0f2f5}.sw-btn:disabled{opacity:.5;cursor:default}",
+    ".sw-icon{width:15px;height:15px;vertical-align:-3px}",
     ".sw-op{border-color:#1f5fbf;color:#1f5fbf}",
     ".sw-sub{display:flex;gap:6px;margin-top:6px}.sw-sub input{flex:1;min-width:0;padding:5px 8px;border:1px solid #cfd3da;border-radius:8px;font-size:13px}",
     ".sw-form{display:flex;gap:8px;padding:10px;border-top:1px solid #e2e4e8;background:#fff}",
@@ -92,6 +93,33 @@
     if (cls) e.className = cls;
     if (text != null) e.textContent = text;
     return e;
+  }
+
+  // Material Design icons (Apache-2.0) as inline SVG: emoji need a colour-emoji font, which
+  // many Linux desktops and kiosk browsers lack (the buttons showed empty boxes there)
+  var ICONS = {
+    up: "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z",
+    down: "M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2c0 1.1.9 2 2 2h6.31l-.95 4.57-.03.32c0 .41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58-1.41V5c0-1.1-.9-2-2-2zm4 0v12h4V3h-4z",
+    chat: "M20 2H4c-1.1 0-1.99.9-1.99 2L2 22l4-4h14c1.1 0 2-.9 2-2V4c0-1.1-.9-2-2-2zM6 9h12v2H6V9zm8 5H6v-2h8v2zm4-6H6V6h12v2z",
+    op: "M12 1c-4.97 0-9 4.03-9 9v7c0 1.66 1.34 3 3 3h3v-8H5v-2c0-3.87 3.13-7 7-7s7 3.13 7 7v2h-4v8h4v1h-7v2h6c1.66 0 3-1.34 3-3V10c0-4.97-4.03-9-9-9z"
+  };
+
+  function iconButton(cls, icon, label, text) {
+    var b = el("button", cls);
+    b.type = "button";
+    b.title = label;
+    b.setAttribute("aria-label", label);
+    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "sw-icon");
+    var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", ICONS[icon]);
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    b.appendChild(svg);
+    if (text) b.appendChild(document.createTextNode(" " + text));
+    return b;
   }
 
   function headers(json) {
@@ -160,8 +188,7 @@
   var frame = el("div", target ? "sw-inline" : "sw-floating");
   root.appendChild(frame);
 
-  var launcher = el("button", "sw-launcher", "💬 " + T.launcher);
-  launcher.type = "button";
+  var launcher = iconButton("sw-launcher", "chat", T.launcher, T.launcher);
   var panel = el("section", "sw-panel");
   panel.setAttribute("role", "dialog");
   panel.setAttribute("aria-label", ds.title || T.title);
@@ -294,12 +321,9 @@
 
   function renderActions(msg, question, answer) {
     var bar = el("div", "sw-actions");
-    var up = el("button", "sw-btn sw-up", "👍");
-    var down = el("button", "sw-btn sw-down", "👎");
-    var op = el("button", "sw-btn sw-op", "🙋 " + T.operator);
-    up.type = down.type = op.type = "button";
-    up.title = T.helpful;
-    down.title = T.unhelpful;
+    var up = iconButton("sw-btn sw-up", "up", T.helpful);
+    var down = iconButton("sw-btn sw-down", "down", T.unhelpful);
+    var op = iconButton("sw-btn sw-op", "op", T.operator, T.operator);
     bar.appendChild(up);
     bar.appendChild(down);
     bar.appendChild(op);
