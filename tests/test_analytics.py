@@ -142,3 +142,14 @@ def test_retention_purges_only_old_query_log_events(tmp_path):
     kinds = sorted(e["kind"] for e in sp.store.events(limit=10))
     assert kinds == ["answer", "key.create"]  # the audit event stays; the recent answer stays
     sp.close()
+
+
+def test_chart_labels_show_counts_as_whole_numbers_and_shares_with_decimals():
+    import re
+
+    from spravka.evaluate.charts import bar_chart
+
+    counts = bar_chart([("#1", 9), ("#2", 7)], title="clusters")
+    shares = bar_chart([("hit@1", 0.85), ("hit@5", 1.0)], title="retrieval", max_value=1.0)
+    assert re.findall(r'class="cv">([^<]+)<', counts) == ["9", "7"]
+    assert re.findall(r'class="cv">([^<]+)<', shares) == ["0.85", "1.00"]

@@ -9,6 +9,8 @@ PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2")
 
 
 def _fmt(v: float) -> str:
+    if isinstance(v, int):  # a count: «9», not «9.00»
+        return str(v)
     if abs(v) >= 100:
         return f"{v:.0f}"
     if abs(v) >= 10:

@@ -109,15 +109,9 @@
     b.type = "button";
     b.title = label;
     b.setAttribute("aria-label", label);
-    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("aria-hidden", "true");
-    svg.setAttribute("class", "sw-icon");
-    var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    path.setAttribute("d", ICONS[icon]);
-    path.setAttribute("fill", "currentColor");
-    svg.appendChild(path);
-    b.appendChild(svg);
+    // parsed as HTML (the SVG namespace comes with the <svg> tag); ICONS are constants above
+    b.innerHTML = '<svg class="sw-icon" viewBox="0 0 24 24" aria-hidden="true"><path fill="currentColor" d="' +
+      ICONS[icon] + '"></path></svg>';
     if (text) b.appendChild(document.createTextNode(" " + text));
     return b;
   }
