@@ -90,7 +90,9 @@ def test_admin_pages_escape_untrusted_text_and_check_csrf(env):
         r = c.get(path)
         assert r.status_code == 200, path
         assert XSS not in r.text, path
-    assert "&lt;script&gt;" in c.get("/admin/questions").text
+    questions = c.get("/admin/questions").text
+    assert "&lt;script&gt;" in questions
+    assert 'aria-label="не помогло"' in questions  # the rating as a drawn icon with its name
     # forms without the token are refused
     r = c.post("/admin/keys/create", data={"name": "x", "role": "user"}, follow_redirects=False)
     assert r.status_code == 403
