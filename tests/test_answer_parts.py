@@ -14,6 +14,7 @@ import pytest
 from spravka.answer.check import check_answer, citations_in, names_in, numbers_in
 from spravka.answer.extractive import Sentence, select, table_header, table_row_text
 from spravka.answer.gate import DEFAULT_GATE, GateFeatures
+from spravka.answer.echo import has_statement, source_labels, strip_echoes
 from spravka.answer.language import detect_language, refusal_text
 from spravka.answer.prompt import is_no_answer, messages
 from spravka.answer.rerank import (
@@ -83,6 +84,32 @@ def test_problems_are_explained_in_the_answers_language():
     assert ru == ["ссылки на источники, которых нет: [3]", "этого нет в указанных источниках: 45"]
     assert r.explain("en") == r.problems and r.problems[0] == "cites missing sources [3]"
     assert check_answer("Вернуть можно.", [RETURNS]).explain("ru") == ["нет ссылки на источник"]
+
+
+def test_echoes_of_the_question_and_of_source_titles_are_removed():
+    q = "Не пришёл чек после оплаты, где его найти?"
+    labels = source_labels(["[1] Оплата — Чеки\nВсе чеки хранятся в личном кабинете.", "[2] Доставка\nКурьер звонит."])
+    assert labels == ["Оплата — Чеки", "Оплата", "Чеки", "Доставка", "Доставка"]
+    # the echoed question goes, its leading marker stays with the answer
+    assert strip_echoes(f"[1] {q} Проверьте папку «Спам».", q, labels) == ("[1] Проверьте папку «Спам».", 1)
+    # a title line gives its marker to the next line; a marker after an echo goes with it
+    assert strip_echoes("[1] Оплата — Чеки\nВсе чеки хранятся в кабинете.", q, labels)[0] == \
+        "[1] Все чеки хранятся в кабинете."
+    assert strip_echoes("Где найти чек? [1]\nВсе чеки в кабинете [1].", q, labels)[0] == "Все чеки в кабинете [1]."
+    # a yes restating the question, a clarifying question and a plain answer stay
+    for kept in ("Да, чек можно найти в кабинете [1].", "Чек пришёл после оплаты [1].",
+                 "Уточните номер заказа — какой способ оплаты вы выбрали? [1]"):
+        assert strip_echoes(kept, q, labels) == (kept, 0), kept
+    assert has_statement("Да, можно. [1]") and not has_statement("[1] [2]") and not has_statement("Где чек? [1]")
+
+
+def test_an_answer_that_only_repeats_the_question_fails_the_check():
+    q = "Сколько дней на возврат?"
+    r = check_answer(f"[1] {q}", ["[1] Возвраты\n" + RETURNS], q)
+    assert not r.ok and r.empty and "no answer: only the question or the sources' titles repeated" in r.problems
+    assert "нет ответа: только повтор вопроса или заголовков источников" in r.explain("ru")
+    ok = check_answer("Вернуть можно в течение 30 календарных дней [1].", ["[1] Возвраты\n" + RETURNS], q)
+    assert ok.ok and not ok.empty
 
 
 def test_facts_must_be_in_the_cited_source_not_just_any_source():

@@ -71,8 +71,9 @@ class ObedientModel:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     home = tmp_path_factory.mktemp("injection")
+    # no answer cache: each test asks the same question of a different scripted model
     sp = Spravka(Settings(home=home, embedder={"provider": "use"}, answer={"max_sentences": 3},
-                          server={"rate_per_minute": 100000, "burst": 1000}))
+                          server={"rate_per_minute": 100000, "burst": 1000}, cache={"enabled": False}))
     editor, _ = sp.keys.create("editor", "editor")
     user, _ = sp.keys.create("visitor", "user")
     app = create_app(sp, resume_jobs=False)
@@ -155,6 +156,43 @@ def test_the_retry_names_the_problems_in_the_language_of_the_question(env):
     retry = next(m["content"] for m in model.calls[1] if m["role"] == "user")
     assert "Предыдущий ответ не прошёл проверку (нет ссылки на источник" in retry, retry
     assert "no citation" not in retry and "not in the cited sources" not in retry
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_echoed_question_and_source_title_are_removed_from_the_answer(env, stream):
+    sp, c, hdr, _ = env
+    model = ObedientModel(f"[1] {QUESTION}\n[1] Возврат техники\nТехнику надлежащего качества можно вернуть "
+                          "в течение 14 дней с момента покупки.")
+    sp.__dict__["llm"] = model
+    try:
+        r = c.post("/v1/ask", json={"question": QUESTION, "collection": "kb", "mode": "generative", "stream": stream},
+                   headers=hdr)
+    finally:
+        sp.__dict__.pop("llm", None)
+    if stream:
+        import json
+
+        assert "event: reset" in r.text  # the streamed echo was replaced
+        body = json.loads(r.text.rsplit("event: answer\ndata: ", 1)[1].split("\n", 1)[0])
+    else:
+        body = r.json()
+    assert body["mode"] == "generative", body
+    assert body["answer"] == "[1] Технику надлежащего качества можно вернуть в течение 14 дней с момента покупки."
+    assert len(model.calls) == 1  # cleaned, not retried
+
+
+def test_an_answer_that_only_echoes_the_question_is_not_delivered(env):
+    sp, c, hdr, _ = env
+    model = ObedientModel(f"[1] {QUESTION} [2] {QUESTION}")
+    sp.__dict__["llm"] = model
+    try:
+        r = c.post("/v1/ask", json={"question": QUESTION, "collection": "kb", "mode": "generative"}, headers=hdr)
+    finally:
+        sp.__dict__.pop("llm", None)
+    body = r.json()
+    assert body["mode"] == "extractive" and "14 дней" in body["answer"], body  # downgraded to the quote
+    retry = next(m["content"] for m in model.calls[1] if m["role"] == "user")
+    assert "нет ответа: только повтор вопроса или заголовков источников" in retry
 
 
 def test_the_system_prompt_does_not_depend_on_the_documents(env):

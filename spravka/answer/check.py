@@ -9,7 +9,9 @@ number in a support answer is worse than no answer. The check is deliberately li
 * every proper name (Latin-script words, capitalised words inside a sentence, «quoted» names)
   occurs in the cited sources or in the question, compared by lemma or by a 5-letter stem.
 * no sentence says the opposite of a cited source sentence that says nearly the same thing
-  («можно» where the source says «нельзя»; :mod:`spravka.answer.polarity`).
+  («можно» where the source says «нельзя»; :mod:`spravka.answer.polarity`);
+* something is said: an answer that only repeats the question or the sources' titles fails
+  (:mod:`spravka.answer.echo`; the pipeline removes such lines from an answer that has more).
 
 Numbers are compared digit run by digit run (``5 000`` = ``5000``, ``01.04.2023`` gives 1, 4 and
 2023), so a date written «1 апреля 2023» still matches.
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from spravka.answer.echo import has_statement, source_labels, strip_echoes
 from spravka.answer.language import detect_language
 from spravka.answer.polarity import reversed_claims
 from spravka.core.text.lemmas import analyze
@@ -57,6 +60,8 @@ class CheckResult:
     reversed: list[str] = field(default_factory=list)
     #: cited numbers with no such source
     missing: list[int] = field(default_factory=list)
+    #: nothing but the question or the sources' titles repeated
+    empty: bool = False
 
     def explain(self, language: str = "en") -> list[str]:
         """The problems in the answer's language, for the retry prompt: a Russian prompt that
@@ -73,6 +78,8 @@ class CheckResult:
             out.append("этого нет в указанных источниках: " + ", ".join(self.unsupported))
         if self.reversed:
             out.append("смысл обратный источникам: " + " / ".join(f"«{x[:160]}»" for x in self.reversed[:3]))
+        if self.empty:
+            out.append("нет ответа: только повтор вопроса или заголовков источников")
         return out
 
 
@@ -216,5 +223,8 @@ def check_answer(text: str, sources: Sequence[str], question: str = "") -> Check
     reversed_ = reversed_claims(body, passages)  # the question may be wrong: only the sources count
     if reversed_:
         problems.append("says the opposite of the sources: " + " / ".join(f"«{s[:160]}»" for s in reversed_[:3]))
+    empty = not has_statement(strip_echoes(text, question, source_labels(sources))[0])
+    if empty:
+        problems.append("no answer: only the question or the sources' titles repeated")
     return CheckResult(ok=not problems, cited=cited, problems=problems, unsupported=unsupported, reversed=reversed_,
-                       missing=bad)
+                       missing=bad, empty=empty)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from spravka.answer import prompt
 from spravka.answer.check import CheckResult, check_answer, citations_in
+from spravka.answer.echo import source_labels, strip_echoes
 from spravka.answer.extractive import citation_for, extractive_answer
 from spravka.answer.gate import DEFAULT_GATE, ConfidenceGate, GateFeatures, gate_features
 from spravka.answer.language import detect_language, refusal_text
@@ -388,6 +389,8 @@ class Answerer:
                 if r.finish_reason == "length":
                     text = _trim_unfinished(text)
                     run.notes.append("llm: hit max_tokens, cut after the last complete sentence")
+            shown = text
+            text = self._strip_echoes(run, text, sources)
             t = run.lap("generate_ms", t)
         except _NO_MODEL as e:
             run.lap("generate_ms", t)
@@ -424,7 +427,7 @@ class Answerer:
                     temperature=0.0,
                 )
                 run.add_usage(r)
-                retry_text = _clean(r.text)
+                retry_text = self._strip_echoes(run, _clean(r.text), sources)
                 t = run.lap("generate_ms", t)
                 retry = check_answer(retry_text, texts, run.question)
                 t = run.lap("check_ms", t)
@@ -456,7 +459,17 @@ class Answerer:
         )
         if not stream:
             yield answer.text
+        elif streamed and text != shown:  # the echoed question or titles were streamed: replace them
+            yield StreamReset("removed lines that repeated the question or a source title")
+            yield answer.text
         yield answer
+
+    def _strip_echoes(self, run: _Run, text: str, sources: Sequence[Source]) -> str:
+        """The answer without the lines that repeat the question or a source's title (echo.py)."""
+        cleaned, removed = strip_echoes(text, run.question, source_labels([src.render() for src in sources]))
+        if removed:
+            run.notes.append(f"llm: removed {removed} line(s) repeating the question or a source title")
+        return cleaned
 
     # ---- the event log ------------------------------------------------------------------------
 
