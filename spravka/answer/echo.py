@@ -125,10 +125,14 @@ def _strip_line(line: str, known: set[str], keys: set[str]) -> tuple[str, int]:
     return ("".join(out), removed) if removed else (line, 0)
 
 
+def _is_question(core: str) -> bool:
+    return core.rstrip(" .»\"'").endswith("?")
+
+
 def _echo(core: str, known: set[str], keys: set[str]) -> bool:
     if passage_key(core) in keys:
         return True
-    if not core.rstrip(" .»\"'").endswith("?"):
+    if not _is_question(core):
         return False
     words = content_lemmas(core)
     return not words or sum(1 for w in words if w in known) / len(words) >= ECHO_SHARE
@@ -139,6 +143,6 @@ def has_statement(text: str) -> bool:
     outside its citation markers («Да, можно. [1]» counts)."""
     for a, b in split_sentences(text):
         core = _words(text[a:b])
-        if core and not core.rstrip(" .»\"'").endswith("?") and re.search(r"\w", core):
+        if core and not _is_question(core) and re.search(r"\w", core):
             return True
     return False
