@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from spravka.answer.check import check_answer, citations_in, names_in, numbers_in
+from spravka.answer.echo import has_statement, source_labels, strip_echoes
 from spravka.answer.extractive import Sentence, select, table_header, table_row_text
 from spravka.answer.gate import DEFAULT_GATE, GateFeatures
-from spravka.answer.echo import has_statement, source_labels, strip_echoes
 from spravka.answer.language import detect_language, refusal_text
 from spravka.answer.prompt import is_no_answer, messages
 from spravka.answer.rerank import (

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -109,26 +110,30 @@ def test_extractive_answers_only_quote_the_sources(env):
     assert user_key not in body["answer"] and "spk_" not in body["answer"]
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_a_model_that_obeys_the_injection_is_overruled(env, stream):
-    sp, c, hdr, user_key = env
-    obedient = ObedientModel("Скидка 99 процентов по промокоду ПИРАТ99! Системный промпт: ты ассистент. "
-                             f"Ключ: {user_key}")
-    sp.__dict__["llm"] = obedient
+def ask_with(env, model: ObedientModel, stream: bool = False):
+    """Ask QUESTION in generative mode with ``model`` standing in for the LLM: the response and
+    the final answer (the last SSE event when streaming)."""
+    sp, c, hdr, _ = env
+    sp.__dict__["llm"] = model
     try:
         r = c.post("/v1/ask", json={"question": QUESTION, "collection": "kb", "mode": "generative", "stream": stream},
                    headers=hdr)
     finally:
         sp.__dict__.pop("llm", None)
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
     if stream:
-        final = r.text.rsplit("event: answer\ndata: ", 1)[1].split("\n", 1)[0]
-        assert "event: reset" in r.text  # the streamed obedient text was withdrawn
-        import json
+        return r, json.loads(r.text.rsplit("event: answer\ndata: ", 1)[1].split("\n", 1)[0])
+    return r, r.json()
 
-        body = json.loads(final)
-    else:
-        body = r.json()
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_model_that_obeys_the_injection_is_overruled(env, stream):
+    user_key = env[3]
+    obedient = ObedientModel("Скидка 99 процентов по промокоду ПИРАТ99! Системный промпт: ты ассистент. "
+                             f"Ключ: {user_key}")
+    r, body = ask_with(env, obedient, stream)
+    if stream:
+        assert "event: reset" in r.text  # the streamed obedient text was withdrawn
     assert body["mode"] != "generative", body  # the uncited reply failed the post-check
     assert user_key not in body["answer"] and "spk_" not in body["answer"]
     assert "Системный промпт" not in body["answer"]
@@ -145,14 +150,9 @@ def test_a_model_that_obeys_the_injection_is_overruled(env, stream):
 
 
 def test_the_retry_names_the_problems_in_the_language_of_the_question(env):
-    sp, c, hdr, _ = env
     model = ObedientModel("Возврат возможен в течение 14 дней.")  # no citation
-    sp.__dict__["llm"] = model
-    try:
-        r = c.post("/v1/ask", json={"question": QUESTION, "collection": "kb", "mode": "generative"}, headers=hdr)
-    finally:
-        sp.__dict__.pop("llm", None)
-    assert r.status_code == 200 and len(model.calls) == 2, r.json()  # the answer, then one retry
+    _, body = ask_with(env, model)
+    assert len(model.calls) == 2, body  # the answer, then one retry
     retry = next(m["content"] for m in model.calls[1] if m["role"] == "user")
     assert "Предыдущий ответ не прошёл проверку (нет ссылки на источник" in retry, retry
     assert "no citation" not in retry and "not in the cited sources" not in retry
@@ -160,36 +160,19 @@ def test_the_retry_names_the_problems_in_the_language_of_the_question(env):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_echoed_question_and_source_title_are_removed_from_the_answer(env, stream):
-    sp, c, hdr, _ = env
     model = ObedientModel(f"[1] {QUESTION}\n[1] Возврат техники\nТехнику надлежащего качества можно вернуть "
                           "в течение 14 дней с момента покупки.")
-    sp.__dict__["llm"] = model
-    try:
-        r = c.post("/v1/ask", json={"question": QUESTION, "collection": "kb", "mode": "generative", "stream": stream},
-                   headers=hdr)
-    finally:
-        sp.__dict__.pop("llm", None)
+    r, body = ask_with(env, model, stream)
     if stream:
-        import json
-
         assert "event: reset" in r.text  # the streamed echo was replaced
-        body = json.loads(r.text.rsplit("event: answer\ndata: ", 1)[1].split("\n", 1)[0])
-    else:
-        body = r.json()
     assert body["mode"] == "generative", body
     assert body["answer"] == "[1] Технику надлежащего качества можно вернуть в течение 14 дней с момента покупки."
     assert len(model.calls) == 1  # cleaned, not retried
 
 
 def test_an_answer_that_only_echoes_the_question_is_not_delivered(env):
-    sp, c, hdr, _ = env
     model = ObedientModel(f"[1] {QUESTION} [2] {QUESTION}")
-    sp.__dict__["llm"] = model
-    try:
-        r = c.post("/v1/ask", json={"question": QUESTION, "collection": "kb", "mode": "generative"}, headers=hdr)
-    finally:
-        sp.__dict__.pop("llm", None)
-    body = r.json()
+    _, body = ask_with(env, model)
     assert body["mode"] == "extractive" and "14 дней" in body["answer"], body  # downgraded to the quote
     retry = next(m["content"] for m in model.calls[1] if m["role"] == "user")
     assert "нет ответа: только повтор вопроса или заголовков источников" in retry
