@@ -15,8 +15,9 @@ of an echoed question belongs to the answer that follows). A sentence is an echo
   question or one of its sentences copied as it is («Пришла микроволновка с вмятиной, а курьер
   уже уехал.»).
 
-A sentence that restates the question as a statement («Заказ можно отменить.») stays: it is a
-short «yes». :func:`has_statement` tells whether anything but citation markers and questions is
+A sentence the answer already said goes too (the 1.5B model wrote «[1] Переплата будет 6% от
+суммы.» three times, once per source). A sentence that restates the question as a statement
+(«Заказ можно отменить.») stays: it is a short «yes». :func:`has_statement` tells whether anything but citation markers and questions is
 left; the post-check fails an answer without one.
 """
 
@@ -64,12 +65,12 @@ def strip_echoes(text: str, question: str, labels: Sequence[str]) -> tuple[str, 
     removed = 0
     out: list[str] = []
     pending = ""
+    said: set[str] = set()
     for line in text.split("\n"):
-        original = line
-        line, n = _strip_line(line, known, keys)
+        line, n, carry = _strip_line(line, known, keys, said)
         removed += n
         if n and not _words(line):
-            pending = _leading_markers(original) or pending
+            pending = carry or pending
             continue
         if pending and line.strip():
             marker = _MARKER.match(line)
@@ -102,27 +103,46 @@ def _leading_markers(sentence: str) -> str:
     return " ".join(_CITATION.findall(m.group(1))) if m else ""
 
 
-def _strip_line(line: str, known: set[str], keys: set[str]) -> tuple[str, int]:
-    """One line without its echo sentences (a whole line that is a title goes at once: a split
-    inside «… — 2. Кому доступны форматы» would hide it)."""
+def _strip_line(line: str, known: set[str], keys: set[str], said: set[str]) -> tuple[str, int, str]:
+    """One line without its echo sentences and without sentences said before in the answer
+    (``said`` collects the kept ones); also the citation markers that belong to what follows.
+    A whole line that is a title goes at once: a split inside «… — 2. Кому доступны форматы»
+    would hide it."""
     core = _words(line)
     if core and passage_key(core) in keys:
-        return _leading_markers(line), 1
+        markers = _leading_markers(line)
+        return markers, 1, markers
     removed = 0
+    carry = ""
     out: list[str] = []
+    repeat_markers: list[int] = []  # positions in ``out`` of the markers of repeated sentences
     pos = 0
     for a, b in split_sentences(line):
         sentence = line[a:b]
         core = _words(sentence)
+        key = passage_key(core)
         out.append(line[pos:a])
         if core and _echo(core, known, keys):
-            out.append(_leading_markers(sentence))
+            carry = _leading_markers(sentence)
+            out.append(carry)
+            removed += 1
+        elif key and key in said:  # said again, citing another source: once is enough
+            repeat_markers.append(len(out))
+            out.append(_leading_markers(sentence))  # they cite what follows, if anything does
             removed += 1
         else:
+            if key:
+                said.add(key)
             out.append(sentence)
         pos = b
     out.append(line[pos:])
-    return ("".join(out), removed) if removed else (line, 0)
+    if not removed:
+        return line, 0, ""
+    for i in reversed(repeat_markers):  # a repeat's markers with no text after them cite nothing
+        if _words("".join(out[i + 1:])):
+            break
+        out[i] = ""
+    return "".join(out), removed, carry
 
 
 def _is_question(core: str) -> bool:
