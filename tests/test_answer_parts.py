@@ -103,15 +103,16 @@ def test_echoes_of_the_question_and_of_source_titles_are_removed():
     assert has_statement("Да, можно. [1]") and not has_statement("[1] [2]") and not has_statement("Где чек? [1]")
 
 
-def test_a_sentence_said_again_for_another_source_is_said_once():
+def test_a_sentence_said_again_for_another_source_is_said_once_with_both_markers():
     q = "Будет ли переплата?"
     thrice = "[1] Переплата будет 6% от суммы.\n\n[2] Переплата будет 6% от суммы.\n\n[3] Переплата будет 6% от суммы."
-    assert strip_echoes(thrice, q, []) == ("[1] Переплата будет 6% от суммы.", 2)
-    # inside a line, the repeat's marker stays with what follows it
-    assert strip_echoes("[1] Да. Сумма спишется. [2] Да. Остаток сохранится.", q, []) == \
-        ("[1] Да. Сумма спишется. [2] Остаток сохранится.", 1)
-    assert strip_echoes("[1] Да, остаток сгорит. [2] Да, остаток сгорит. [3] Да, остаток сгорит.", q, []) == \
-        ("[1] Да, остаток сгорит.", 2)
+    assert strip_echoes(thrice, q, []) == ("[1] Переплата будет 6% от суммы. [2] [3]", 2)
+    assert strip_echoes("Остаток сгорит [1]. Остаток сгорит [2].", q, []) == ("Остаток сгорит [1]. [2]", 1)
+    # a repeat's marker stays with its own line's statement
+    assert strip_echoes("Срок 45 дней. Это указано в документе [1].\nМожно заменить товар. Это указано в документе [2].",
+                        q, []) == ("Срок 45 дней. Это указано в документе [1].\nМожно заменить товар. [2]", 1)
+    # a bare «Да.» may be said twice
+    assert strip_echoes("[1] Да. Сумма спишется. [2] Да. Остаток сохранится.", q, [])[1] == 0
 
 
 def test_an_answer_that_only_repeats_the_question_fails_the_check():

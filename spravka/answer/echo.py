@@ -15,8 +15,8 @@ of an echoed question belongs to the answer that follows). A sentence is an echo
   question or one of its sentences copied as it is («Пришла микроволновка с вмятиной, а курьер
   уже уехал.»).
 
-A sentence the answer already said goes too (the 1.5B model wrote «[1] Переплата будет 6% от
-суммы.» three times, once per source). A sentence that restates the question as a statement
+A sentence the answer already said goes too, and its citation markers join the first one (the
+1.5B model wrote «[1] Переплата будет 6% от суммы.» three times, once per source). A sentence that restates the question as a statement
 («Заказ можно отменить.») stays: it is a short «yes». :func:`has_statement` tells whether anything but citation markers and questions is
 left; the post-check fails an answer without one.
 """
@@ -49,47 +49,104 @@ def source_labels(sources: Iterable[str]) -> list[str]:
 
 
 def strip_echoes(text: str, question: str, labels: Sequence[str]) -> tuple[str, int]:
-    """``text`` without its echo sentences (see the module docstring), and how many went.
+    """``text`` without its echo sentences and repeats (see the module docstring), and how many
+    sentences went.
 
-    A citation marker in front of an echo stays: it belongs to what follows («[1] Не пришёл чек?
-    Проверьте папку «Спам».» → «[1] Проверьте папку «Спам».»). A line left with such markers
-    alone gives them to the next line of text, or at the end to the last one, so «[1] Title\\nText»
-    becomes «[1] Text»; of several such lines in a row the nearest counts. A marker after an echo
-    («Сколько стоит доставка? [1]») cited the echo and goes with it."""
+    Citation markers are kept where they still mean something:
+
+    * a marker in front of an echo belongs to what follows («[1] Не пришёл чек? Проверьте папку
+      «Спам».» → «[1] Проверьте папку «Спам».»); a line left with such markers alone gives them to
+      the next line of text (the nearest such line counts), so «[1] Title\\nText» → «[1] Text»;
+    * a marker after an echo («Сколько стоит доставка? [1]») cited the echo and goes with it;
+    * a repeat's markers stay in its line after the line's last kept sentence, or, in a line of
+      its own, join the sentence it repeats: «X [1]» … «[3] X» → «X [1] [3]», since the model
+      said both sources hold it.
+    """
     keys = {passage_key(label) for label in labels}
     keys |= {passage_key(question)} | {passage_key(question[a:b]) for a, b in split_sentences(question)}
     keys.discard("")
     known = set(content_lemmas(question))
     for label in labels:
         known.update(content_lemmas(label))
+    lines: list[list[str]] = []  # the kept text, line by line, in pieces
+    said: dict[str, tuple[int, int]] = {}  # a kept sentence's key → where its piece is
+    last: tuple[int, int] | None = None  # the last kept sentence
     removed = 0
-    out: list[str] = []
     pending = ""
-    said: set[str] = set()
     for line in text.split("\n"):
-        line, n, carry = _strip_line(line, known, keys, said)
-        removed += n
-        if n and not _words(line):
-            pending = carry or pending
+        pieces: list[str] = []
+        lines.append(pieces)
+        core = _words(line)
+        if core and passage_key(core) in keys:  # a whole title line (a split could hide it)
+            pending = _leading_markers(line) or pending
+            removed += 1
             continue
-        if pending and line.strip():
-            marker = _MARKER.match(line)
-            cut = marker.end() if marker else len(line) - len(line.lstrip())
-            if not _CITATION.match(line[cut:]):
-                line = f"{line[:cut]}{pending} {line[cut:]}"
-            pending = ""
-        out.append(line)
+        pos = 0
+        own: int | None = None  # this line's last kept sentence
+        for a, b in _sentences(line):
+            sentence = line[a:b]
+            core = _words(sentence)
+            key = passage_key(core)
+            pieces.append(line[pos:a])
+            pos = b
+            if core and _echo(core, known, keys):
+                pending = _leading_markers(sentence) or pending
+                removed += 1
+            elif key in said and content_lemmas(core):  # said again (a bare «Да.» may be), citing another source
+                # its markers stay in its line when the line says something else («…денег. Это
+                # указано в документе [2].»), else they join the sentence it repeats
+                i, j = (len(lines) - 1, own) if own is not None else said[key]
+                for marker in _CITATION.findall(sentence):
+                    if marker not in lines[i][j]:
+                        lines[i][j] = _add_marker(lines[i][j], marker)
+                removed += 1
+            else:
+                if pending and not _leading_markers(sentence):
+                    cut = len(sentence) - len(_MARKER.sub("", sentence, count=1).lstrip())
+                    sentence = f"{sentence[:cut]}{pending} {sentence[cut:]}"
+                pending = ""
+                last = (len(lines) - 1, len(pieces))
+                own = len(pieces)
+                if key:
+                    said[key] = last
+                pieces.append(sentence)
+        pieces.append(line[pos:])
     if not removed:
         return text, 0
-    if pending:
-        last = next((i for i in range(len(out) - 1, -1, -1) if out[i].strip()), None)
-        if last is not None:
-            out[last] = f"{out[last].rstrip()} {pending}"
-    cleaned = "\n".join(out)
+    if pending and last is not None:  # «Text\n[1] Title»: the title's marker cited the text
+        i, j = last
+        lines[i][j] = _add_marker(lines[i][j], pending)
+    cleaned = "\n".join("".join(pieces) for pieces in lines)
     cleaned = re.sub(r"(\]|^)[ \t]*[—–][ \t]+", r"\1 ", cleaned, flags=re.MULTILINE)  # «[1] — Нет, …»
     cleaned = re.sub(r"[ \t]+", " ", cleaned)
     cleaned = re.sub(r" *\n *", "\n", cleaned)
+    cleaned = re.sub(r"(?m)^(?:\d{1,2}[.)]|[-–—•*])?\s*[.,;:]?\s*$", "", cleaned)  # a list item left empty
     return re.sub(r"\n{3,}", "\n\n", cleaned).strip(), removed
+
+
+def _sentences(line: str) -> list[tuple[int, int]]:
+    """Sentence spans of a line, a span of citation markers alone joined to the sentence after it
+    («[1]» then «Сколько…?») or, at the end of the line, to the one before («…?» then «[1]»)."""
+    spans: list[tuple[int, int]] = []
+    hold: int | None = None
+    for a, b in split_sentences(line):
+        if not _words(line[a:b]):
+            if spans and hold is None and not any(_words(line[x:y]) for x, y in split_sentences(line[b:]) or []):
+                spans[-1] = (spans[-1][0], b)  # trailing markers: the sentence before cited them
+            elif hold is None:
+                hold = a
+            continue
+        spans.append((hold if hold is not None else a, b))
+        hold = None
+    if hold is not None:
+        spans.append((hold, len(line.rstrip())))
+    return spans
+
+
+def _add_marker(sentence: str, marker: str) -> str:
+    """``sentence`` with one more citation marker at its end (after the markers that end it)."""
+    stripped = sentence.rstrip()
+    return f"{stripped} {marker}{sentence[len(stripped):]}"
 
 
 def _words(text: str) -> str:
@@ -101,48 +158,6 @@ def _leading_markers(sentence: str) -> str:
     """The citation markers in front of a sentence's first word («[1]. Сколько…» → «[1]»)."""
     m = re.match(r"^\s*(?:\d{1,2}[.)]\s*)?((?:\[[^\]]*\][\s.:]*)+)", sentence)
     return " ".join(_CITATION.findall(m.group(1))) if m else ""
-
-
-def _strip_line(line: str, known: set[str], keys: set[str], said: set[str]) -> tuple[str, int, str]:
-    """One line without its echo sentences and without sentences said before in the answer
-    (``said`` collects the kept ones); also the citation markers that belong to what follows.
-    A whole line that is a title goes at once: a split inside «… — 2. Кому доступны форматы»
-    would hide it."""
-    core = _words(line)
-    if core and passage_key(core) in keys:
-        markers = _leading_markers(line)
-        return markers, 1, markers
-    removed = 0
-    carry = ""
-    out: list[str] = []
-    repeat_markers: list[int] = []  # positions in ``out`` of the markers of repeated sentences
-    pos = 0
-    for a, b in split_sentences(line):
-        sentence = line[a:b]
-        core = _words(sentence)
-        key = passage_key(core)
-        out.append(line[pos:a])
-        if core and _echo(core, known, keys):
-            carry = _leading_markers(sentence)
-            out.append(carry)
-            removed += 1
-        elif key and key in said:  # said again, citing another source: once is enough
-            repeat_markers.append(len(out))
-            out.append(_leading_markers(sentence))  # they cite what follows, if anything does
-            removed += 1
-        else:
-            if key:
-                said.add(key)
-            out.append(sentence)
-        pos = b
-    out.append(line[pos:])
-    if not removed:
-        return line, 0, ""
-    for i in reversed(repeat_markers):  # a repeat's markers with no text after them cite nothing
-        if _words("".join(out[i + 1:])):
-            break
-        out[i] = ""
-    return "".join(out), removed, carry
 
 
 def _is_question(core: str) -> bool:
