@@ -111,6 +111,8 @@ def test_a_sentence_said_again_for_another_source_is_said_once_with_both_markers
     # a repeat's marker stays with its own line's statement
     assert strip_echoes("Срок 45 дней. Это указано в документе [1].\nМожно заменить товар. Это указано в документе [2].",
                         q, []) == ("Срок 45 дней. Это указано в документе [1].\nМожно заменить товар. [2]", 1)
+    assert strip_echoes("Срок 45 дней [1].\n[2] Срок 45 дней. Замену дают сразу.", q, []) == \
+        ("Срок 45 дней [1].\n[2] Замену дают сразу.", 1)
     # a bare «Да.» may be said twice
     assert strip_echoes("[1] Да. Сумма спишется. [2] Да. Остаток сохранится.", q, [])[1] == 0
 

@@ -15,10 +15,11 @@ of an echoed question belongs to the answer that follows). A sentence is an echo
   question or one of its sentences copied as it is («Пришла микроволновка с вмятиной, а курьер
   уже уехал.»).
 
-A sentence the answer already said goes too, and its citation markers join the first one (the
-1.5B model wrote «[1] Переплата будет 6% от суммы.» three times, once per source). A sentence that restates the question as a statement
-(«Заказ можно отменить.») stays: it is a short «yes». :func:`has_statement` tells whether anything but citation markers and questions is
-left; the post-check fails an answer without one.
+A sentence the answer already said goes too, and its citation markers are kept (the 1.5B model
+wrote «[1] Переплата будет 6% от суммы.» three times, once per source). A sentence that restates
+the question as a statement («Заказ можно отменить.») stays: it is a short «yes».
+:func:`has_statement` tells whether anything but citation markers and questions is left; the
+post-check fails an answer without one.
 """
 
 from __future__ import annotations
@@ -94,9 +95,17 @@ def strip_echoes(text: str, question: str, labels: Sequence[str]) -> tuple[str, 
                 removed += 1
             elif key in said and content_lemmas(core):  # said again (a bare «Да.» may be), citing another source
                 # its markers stay in its line when the line says something else («…денег. Это
-                # указано в документе [2].»), else they join the sentence it repeats
-                i, j = (len(lines) - 1, own) if own is not None else said[key]
-                for marker in _CITATION.findall(sentence):
+                # указано в документе [2].»: after it; «[2] X. Y.»: in front of what follows),
+                # else they join the sentence it repeats
+                markers = _CITATION.findall(sentence)
+                i, j = said[key]
+                if own is not None:
+                    i, j = len(lines) - 1, own
+                elif _words(line[b:]):
+                    lead = _leading_markers(sentence)
+                    pending = lead or pending
+                    markers = [m for m in markers if m not in lead.split()]
+                for marker in markers:
                     if marker not in lines[i][j]:
                         lines[i][j] = _add_marker(lines[i][j], marker)
                 removed += 1
