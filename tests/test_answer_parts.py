@@ -113,6 +113,10 @@ def test_a_sentence_said_again_for_another_source_is_said_once_with_both_markers
                         q, []) == ("Срок 45 дней. Это указано в документе [1].\nМожно заменить товар. [2]", 1)
     assert strip_echoes("Срок 45 дней [1].\n[2] Срок 45 дней. Замену дают сразу.", q, []) == \
         ("Срок 45 дней [1].\n[2] Замену дают сразу.", 1)
+    # the marker in front of an echo cites the repeat that follows it
+    q2 = "Можно взять в рассрочку? Переплата будет?"
+    assert strip_echoes("[1] Можно взять в рассрочку? Переплата будет 6%.\n[2] Можно взять в рассрочку? Переплата будет 6%.",
+                        q2, []) == ("[1] Переплата будет 6%. [2]", 3)
     # a bare «Да.» may be said twice
     assert strip_echoes("[1] Да. Сумма спишется. [2] Да. Остаток сохранится.", q, [])[1] == 0
 

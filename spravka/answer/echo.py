@@ -97,7 +97,8 @@ def strip_echoes(text: str, question: str, labels: Sequence[str]) -> tuple[str, 
                 # its markers stay in its line when the line says something else («…денег. Это
                 # указано в документе [2].»: after it; «[2] X. Y.»: in front of what follows),
                 # else they join the sentence it repeats
-                markers = _CITATION.findall(sentence)
+                markers = _CITATION.findall(pending) + _CITATION.findall(sentence)  # «[2] Echo? X.»: [2] cited X
+                pending = ""
                 i, j = said[key]
                 if own is not None:
                     i, j = len(lines) - 1, own
