@@ -48,12 +48,20 @@ _NOT_NAMES = frozenset(
 )
 
 
+#: the post-check's problems in each language: English for the logs and notes, Russian for a
+#: Russian retry prompt (one that quotes English check messages invites the model to switch)
+_MESSAGES = {
+    "en": ("no citation", "cites missing sources ", "not in the cited sources: ",
+           "says the opposite of the sources: ", "no answer: only the question or the sources' titles repeated"),
+    "ru": ("нет ссылки на источник", "ссылки на источники, которых нет: ", "этого нет в указанных источниках: ",
+           "смысл обратный источникам: ", "нет ответа: только повтор вопроса или заголовков источников"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    ok: bool
     #: source numbers cited in the text, in order of first appearance
     cited: list[int] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
     #: key facts not found in the cited sources (numbers and names)
     unsupported: list[str] = field(default_factory=list)
     #: sentences that say the opposite of the cited sources
@@ -63,23 +71,29 @@ class CheckResult:
     #: nothing but the question or the sources' titles repeated
     empty: bool = False
 
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def problems(self) -> list[str]:
+        """The problems in English (logs, notes)."""
+        return self.explain("en")
+
     def explain(self, language: str = "en") -> list[str]:
-        """The problems in the answer's language, for the retry prompt: a Russian prompt that
-        quotes English check messages invites the model to switch language. ``problems`` stays
-        English for the logs and notes."""
-        if language != "ru":
-            return list(self.problems)
+        """The problems in ``language`` (Russian, else English), for the retry prompt."""
+        none, missing, unsupported, reversed_, empty = _MESSAGES.get(language, _MESSAGES["en"])
         out: list[str] = []
         if not self.cited:
-            out.append("нет ссылки на источник")
+            out.append(none)
         if self.missing:
-            out.append("ссылки на источники, которых нет: " + ", ".join(f"[{n}]" for n in self.missing))
+            out.append(missing + ", ".join(f"[{n}]" for n in self.missing))
         if self.unsupported:
-            out.append("этого нет в указанных источниках: " + ", ".join(self.unsupported))
+            out.append(unsupported + ", ".join(self.unsupported))
         if self.reversed:
-            out.append("смысл обратный источникам: " + " / ".join(f"«{x[:160]}»" for x in self.reversed[:3]))
+            out.append(reversed_ + " / ".join(f"«{x[:160]}»" for x in self.reversed[:3]))
         if self.empty:
-            out.append("нет ответа: только повтор вопроса или заголовков источников")
+            out.append(empty)
         return out
 
 
@@ -205,26 +219,16 @@ def unsupported_facts(text: str, evidence: str) -> list[str]:
 
 def check_answer(text: str, sources: Sequence[str], question: str = "") -> CheckResult:
     """Check ``text`` against ``sources`` (source ``n`` is ``sources[n - 1]``)."""
-    problems: list[str] = []
     cited = citations_in(text)
-    if not cited:
-        problems.append("no citation")
-    bad = [n for n in cited if not 1 <= n <= len(sources)]
-    if bad:
-        problems.append("cites missing sources " + ", ".join(f"[{n}]" for n in bad))
     valid = [n for n in cited if 1 <= n <= len(sources)]
     # Without a valid citation the answer fails anyway; checking its facts against every source
     # keeps the problem list (which the retry prompt repeats) about real inventions only.
     passages = "\n".join(sources[n - 1] for n in valid or range(1, len(sources) + 1))
     body = strip_citations(text)
-    unsupported = unsupported_facts(body, passages + "\n" + question)
-    if unsupported:
-        problems.append("not in the cited sources: " + ", ".join(unsupported))
-    reversed_ = reversed_claims(body, passages)  # the question may be wrong: only the sources count
-    if reversed_:
-        problems.append("says the opposite of the sources: " + " / ".join(f"«{s[:160]}»" for s in reversed_[:3]))
-    empty = not has_statement(strip_echoes(text, question, source_labels(sources))[0])
-    if empty:
-        problems.append("no answer: only the question or the sources' titles repeated")
-    return CheckResult(ok=not problems, cited=cited, problems=problems, unsupported=unsupported, reversed=reversed_,
-                       missing=bad, empty=empty)
+    return CheckResult(
+        cited=cited,
+        unsupported=unsupported_facts(body, passages + "\n" + question),
+        reversed=reversed_claims(body, passages),  # the question may be wrong: only the sources count
+        missing=[n for n in cited if n not in valid],
+        empty=not has_statement(strip_echoes(text, question, source_labels(sources))[0]),
+    )
