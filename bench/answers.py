@@ -55,9 +55,9 @@ def run_system(app, items: list[GoldenItem], mode: str, aliases: dict[str, str])
         flt = parse_filters(item.filters, item.groups)
         t = time.perf_counter()
         a = app.answer(item.question, flt=flt, mode=mode, use_cache=False)
+        seconds = time.perf_counter() - t
         recall = (reference_recall(a.text, item.reference_answer, item.question)
                   if item.reference_answer and a.status == AnswerStatus.ANSWERED else None)
-        seconds = time.perf_counter() - t
         cited = [aliases.get(c.doc_id, c.doc_id) for c in a.citations]
         rows.append(
             {
