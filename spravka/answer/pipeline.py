@@ -359,6 +359,8 @@ class Answerer:
             max_sources=s.max_sources,
             window_chars=s.window_chars,
         )
+        texts = [src.render() for src in sources]  # with titles: «Условия доставки» is a fact too
+        labels = source_labels(texts)
         t = run.lap("sources_ms", t)
         streamed = False
         try:
@@ -390,7 +392,7 @@ class Answerer:
                     text = _trim_unfinished(text)
                     run.notes.append("llm: hit max_tokens, cut after the last complete sentence")
             shown = text
-            text = self._strip_echoes(run, text, sources)
+            text = self._strip_echoes(run, text, labels)
             t = run.lap("generate_ms", t)
         except _NO_MODEL as e:
             run.lap("generate_ms", t)
@@ -413,7 +415,6 @@ class Answerer:
             yield answer
             return
 
-        texts = [src.render() for src in sources]  # with titles: «Условия доставки» is a fact too
         check = check_answer(text, texts, run.question)
         t = run.lap("check_ms", t)
         if not check.ok and not stream:
@@ -427,7 +428,7 @@ class Answerer:
                     temperature=0.0,
                 )
                 run.add_usage(r)
-                retry_text = self._strip_echoes(run, _clean(r.text), sources)
+                retry_text = self._strip_echoes(run, _clean(r.text), labels)
                 t = run.lap("generate_ms", t)
                 retry = check_answer(retry_text, texts, run.question)
                 t = run.lap("check_ms", t)
@@ -464,9 +465,9 @@ class Answerer:
             yield answer.text
         yield answer
 
-    def _strip_echoes(self, run: _Run, text: str, sources: Sequence[Source]) -> str:
+    def _strip_echoes(self, run: _Run, text: str, labels: Sequence[str]) -> str:
         """The answer without the lines that repeat the question or a source's title (echo.py)."""
-        cleaned, removed = strip_echoes(text, run.question, source_labels([src.render() for src in sources]))
+        cleaned, removed = strip_echoes(text, run.question, labels)
         if removed:
             run.notes.append(f"llm: removed {removed} line(s) repeating the question or a source title")
         return cleaned
