@@ -226,3 +226,33 @@ def test_a_scanned_pdf_is_read_by_ocr_and_becomes_searchable(fast_app, tmp_path)
     hits = fast_app.search("счёт на оплату Техносклад ИНН", k=3).hits
     assert hits and hits[0].doc_id == "scanned-invoice.pdf" and hits[0].page == 1
     assert "7708123450" in " ".join(h.text for h in hits)
+
+
+def test_new_processing_code_reprocesses_unchanged_files_without_re_embedding(fast_app, tmp_path, monkeypatch):
+    from spravka.ingest import pipeline
+
+    kb = small_kb(tmp_path / "kb")
+    first = fast_app.ingest(kb)
+    # An upgrade changed how documents are cleaned or chunked: the files are the same bytes, but
+    # what they were indexed as is stale.
+    monkeypatch.setattr(pipeline, "processing_version", lambda: "an upgraded chunker")
+    fast_app.__dict__.pop("ingestor", None)
+    again = fast_app.ingest(kb)
+    assert (again.added, again.updated, again.unchanged) == (0, first.added, 0)
+    assert again.embedded == 0  # the chunk texts came out the same: every vector from the cache
+    assert fast_app.ingest(kb).unchanged == first.added  # and then it is a no-op again
+
+
+def test_processing_version_hashes_the_code_that_shapes_the_index(tmp_path):
+    from spravka.ingest.pipeline import code_hash, processing_version
+
+    assert processing_version() == processing_version() and len(processing_version()) == 16
+    root = tmp_path / "spravka"
+    chunker = write(root / "ingest" / "chunker.py", "MAX = 120\n")
+    write(root / "core" / "text" / "normalize.py", "def clean(t): return t\n")
+    write(root / "answer" / "prompt.py", "PROMPT = 'a'\n")
+    before = code_hash(root)
+    write(root / "answer" / "prompt.py", "PROMPT = 'b'\n")
+    assert code_hash(root) == before  # answering is not indexing
+    chunker.write_text("MAX = 130\n", encoding="utf-8")
+    assert code_hash(root) != before

@@ -3,7 +3,8 @@
 ``file → loader → Document → clean → chunk → embed (cached by content hash) → index``
 
 * **Incremental**: a file whose bytes (and metadata files) are unchanged is skipped without
-  parsing; inside a changed JSONL file, unchanged records are skipped too.
+  parsing; inside a changed JSONL file, unchanged records are skipped too. A new version of the
+  code that reads, cleans, chunks or lemmatises (:func:`processing_version`) re-processes them.
 * **Idempotent**: running twice changes nothing the second time; a changed document replaces
   its chunks; ``prune`` removes documents whose files are gone.
 * **Resumable**: every document is committed in one transaction (its chunks, FTS rows and
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -41,8 +43,40 @@ from spravka.store.base import DocumentStore, IndexRow, SearchIndex, SourceRecor
 
 log = logging.getLogger(__name__)
 
-#: bump when analysis or chunk layout changes in a way that needs re-indexing
-PIPELINE_VERSION = "1"
+#: bump when something outside the code :func:`processing_version` hashes changes what a document
+#: is indexed as (that code itself is hashed, so a change there needs no bump)
+PIPELINE_VERSION = "2"
+
+#: the code that decides what a file becomes in the index: loaders, cleaning, chunking, lemmas
+_PROCESSING_CODE = ("ingest", "core/text")
+
+
+@functools.cache
+def processing_version() -> str:
+    """A hash of the source of the code that turns a file into chunks, title texts and lemmas.
+
+    It is part of every document's fingerprint, so after an upgrade that reads, cleans, chunks or
+    lemmatises documents differently, the next ingest re-processes the files it would otherwise
+    skip as unchanged (chunk texts that come out the same are not re-embedded: the vectors are
+    cached by content hash). A version number bumped by hand was forgotten: cleaning and chunking
+    changed many times under ``PIPELINE_VERSION = "1"``, and an index built before a change kept
+    serving the old chunks, benchmark homes included. Without the source (a frozen build), the
+    package version stands in."""
+    return code_hash(Path(__file__).resolve().parents[1])
+
+
+def code_hash(root: Path) -> str:
+    """The hash :func:`processing_version` gives for the package at ``root``."""
+    h = hashlib.sha256()
+    files = sorted(f for part in _PROCESSING_CODE for f in (root / part).rglob("*.py"))
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    if not files:
+        from spravka import __version__
+
+        h.update(__version__.encode())
+    return h.hexdigest()[:16]
 
 
 class ProgressSink(Protocol):
@@ -117,7 +151,8 @@ class Ingestor:
         self.max_bytes = int(max_file_mb * 2**20)
         self.batch_chunks = batch_chunks
         self.fingerprint = hashlib.sha256(
-            json.dumps([PIPELINE_VERSION, embedder.name, chunker.max_tokens, chunker.overlap]).encode()
+            json.dumps([PIPELINE_VERSION, processing_version(), embedder.name, chunker.max_tokens,
+                        chunker.overlap]).encode()
         ).hexdigest()[:16]
 
     # ---- public API ----------------------------------------------------------------------------
