@@ -183,6 +183,16 @@ def test_auto_mode_is_extractive_without_a_local_model(kb_app: Spravka):
         kb_app.answer("вопрос", mode="poetry")
 
 
+def test_a_table_row_is_quoted_whole_with_its_price(kb_app: Spravka):
+    # delivery-prices.csv: one line per zone, «Зона: 1; Территория: Москва в пределах МКАД; …;
+    # Курьер до 10 кг (₽): 290; …». The row used to be split at its semicolons, and the answer
+    # quoted «Территория: Москва в пределах МКАД;» without any price.
+    a = kb_app.answer("Сколько стоит доставка по Москве?", mode="extractive")
+    assert a.status == "answered" and a.citations[0].doc_id == "customers/delivery-prices.csv"
+    moscow = next(s for s in a.text.split("[") if "в пределах МКАД" in s)
+    assert "Курьер до 10 кг (₽): 290" in moscow and "Срок доставки" in moscow
+
+
 def test_stream_yields_the_text_then_the_answer(kb_app: Spravka):
     events = list(kb_app.answer_stream("Какая гарантия на утюг Домотека Home?"))
     assert isinstance(events[-1], Answer) and not any(isinstance(e, StreamReset) for e in events)

@@ -72,3 +72,15 @@ def test_embed_text_gives_small_chunks_their_context():
     c = Chunk(doc_id="d", ord=0, text="Срок — 30 дней.", title="Правила возврата", heading="Сроки")
     assert c.embed_text() == "Правила возврата\nСроки\nСрок — 30 дней."
     assert Chunk(doc_id="d", ord=0, text="Как вернуть? Так.", title="Как вернуть?").embed_text() == "Как вернуть? Так."
+
+
+def test_a_table_row_is_never_split_between_chunks(count):
+    # A CSV table as the loader renders it: one self-describing line per row. Each row fits the
+    # budget, so each chunk holds whole rows: a zone is never separated from its price.
+    rows = [f"Зона: {i}; Территория: Регион номер {i} и соседние области; Курьер до 10 кг (₽): {190 + 100 * i}; "
+            f"Пункт выдачи (₽): {50 * i}; Срок доставки (рабочих дней): {i}–{i + 2}." for i in range(1, 9)]
+    doc = Document(id="prices.csv", title="Тарифы", sections=[Section(text="\n".join(rows))])
+    chunks = Chunker(count, max_tokens=120, overlap_sentences=1).chunk(doc)
+    assert len(chunks) > 1
+    for c in chunks:
+        assert all(line in rows for line in c.text.split("\n")), c.text

@@ -56,3 +56,11 @@ def test_sentences_respect_abbreviations_and_line_breaks():
     assert parts[-2:] == ["- пункт списка без точки", "- второй пункт"]
     assert all(text[s:e].strip() == text[s:e] for s, e in spans)
     assert len(parts) >= 3
+
+
+def test_a_semicolon_does_not_end_a_sentence():
+    # razdel cuts at «; » before a capital letter; a table row (a CSV line) must stay one piece
+    row = "Зона: 1; Территория: Москва в пределах МКАД; Курьер до 10 кг (₽): 290; Срок: 1–2 дня."
+    text = f"{row}\nЗона: 2; Территория: Химки; Курьер до 10 кг (₽): 390.\nДа. Нет; Может быть. Конец!"
+    parts = [text[s:e] for s, e in split_sentences(text)]
+    assert parts == [row, "Зона: 2; Территория: Химки; Курьер до 10 кг (₽): 390.", "Да.", "Нет; Может быть.", "Конец!"]

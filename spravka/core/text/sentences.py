@@ -10,13 +10,23 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
     Line breaks that separate list items or headings are sentence boundaries too, even without a
     full stop: FAQ answers and policies are full of bullet lists.
+
+    A semicolon is not: razdel cuts «Зона: 1; Территория: Москва; Курьер (₽): 290.» into three
+    when the next word is capitalised, which tore a table row (a CSV line) into its cells, so that
+    a chunk could end between a zone and its price and an extractive answer quoted «Территория:
+    Москва в пределах МКАД;» without the price. Such pieces are joined back.
     """
     spans: list[tuple[int, int]] = []
     pos = 0
     for line in text.split("\n"):
         if line.strip():
+            first = len(spans)
             for s in sentenize(line):
-                if s.text.strip():
+                if not s.text.strip():
+                    continue
+                if len(spans) > first and line[spans[-1][1] - pos - 1] == ";":
+                    spans[-1] = (spans[-1][0], pos + s.stop)
+                else:
                     spans.append((pos + s.start, pos + s.stop))
         pos += len(line) + 1
     return spans
