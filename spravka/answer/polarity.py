@@ -137,9 +137,9 @@ def _bound(after: list[str]) -> bool:
 
 
 def claims(text: str) -> list[Claim]:
-    """The statements of ``text``, one per sentence (questions left out)."""
+    """The statements of ``text``, one per sentence or «; »-joined clause (questions left out)."""
     out = []
-    for a, b in split_sentences(text):
+    for a, b in split_sentences(text, clauses=True):
         s = text[a:b].strip()
         if s and not s.endswith("?"):
             out.append(claim(s))

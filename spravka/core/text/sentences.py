@@ -5,7 +5,7 @@ from __future__ import annotations
 from razdel import sentenize
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
+def split_sentences(text: str, *, clauses: bool = False) -> list[tuple[int, int]]:
     """Return ``(start, end)`` character spans of the sentences in ``text``.
 
     Line breaks that separate list items or headings are sentence boundaries too, even without a
@@ -14,7 +14,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     A semicolon is not: razdel cuts «Зона: 1; Территория: Москва; Курьер (₽): 290.» into three
     when the next word is capitalised, which tore a table row (a CSV line) into its cells, so that
     a chunk could end between a zone and its price and an extractive answer quoted «Территория:
-    Москва в пределах МКАД;» without the price. Such pieces are joined back.
+    Москва в пределах МКАД;» without the price. Such pieces are joined back, unless ``clauses``:
+    the meaning check (:mod:`spravka.answer.polarity`) compares statements clause by clause.
     """
     spans: list[tuple[int, int]] = []
     pos = 0
@@ -24,7 +25,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             for s in sentenize(line):
                 if not s.text.strip():
                     continue
-                if len(spans) > first and line[spans[-1][1] - pos - 1] == ";":
+                if not clauses and len(spans) > first and line[spans[-1][1] - pos - 1] == ";":
                     spans[-1] = (spans[-1][0], pos + s.stop)
                 else:
                     spans.append((pos + s.start, pos + s.stop))
