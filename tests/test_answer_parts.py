@@ -13,7 +13,7 @@ import pytest
 
 from spravka.answer.check import check_answer, citations_in, names_in, numbers_in
 from spravka.answer.echo import has_statement, source_labels, strip_echoes
-from spravka.answer.extractive import Sentence, select, table_header, table_row_text
+from spravka.answer.extractive import Sentence, candidate_sentences, select, table_header, table_row_text
 from spravka.answer.gate import DEFAULT_GATE, GateFeatures
 from spravka.answer.language import detect_language, refusal_text
 from spravka.answer.prompt import is_no_answer, messages
@@ -230,6 +230,29 @@ def test_a_quoted_table_row_is_read_with_its_header():
         "G5 — Уровень: ведущие; Вилка: 120 000"
     # cells that do not match the header: both lines as they are
     assert table_row_text("Грейд | Вилка", "G5 | ведущие | 120 000") == "Грейд | Вилка: G5 | ведущие | 120 000"
+    # a cell's own full stop does not run into the next header
+    assert table_row_text("Время | Что сделать | Где", "10:00 | Получить пропуск. Он готов через 2 дня. | 1-й этаж") == \
+        "10:00 — Что сделать: Получить пропуск. Он готов через 2 дня; Где: 1-й этаж"
+
+
+def test_headings_inside_the_text_are_not_quoted_and_a_list_comes_with_its_introduction():
+    text = ("1. Продолжительность отпуска\n"
+            "Ежегодный основной оплачиваемый отпуск — 28 календарных дней.\n"
+            "Не подлежат возврату, если товар надлежащего качества:\n"
+            "- текстиль при вскрытой заводской упаковке;\n"
+            "- товары для личной гигиены;\n"
+            "- подарочные сертификаты.\n"
+            "Порядок оформления\n"
+            "Время | Что сделать | Где\n"
+            "10:00 | Получить временный пропуск на ресепшене. Постоянный будет готов через 2 дня. | 1-й этаж\n"
+            "Документы, которые понадобятся:")
+    got = [s.text for s in candidate_sentences([_hit(text, rank=1)])]
+    assert "1. Продолжительность отпуска" not in got and "Порядок оформления" not in got  # headings
+    assert "Ежегодный основной оплачиваемый отпуск — 28 календарных дней." in got
+    assert ("Не подлежат возврату, если товар надлежащего качества: текстиль при вскрытой заводской упаковке; "
+            "товары для личной гигиены; подарочные сертификаты.") in got
+    assert not any(t.startswith("Документы, которые") for t in got)  # its list is in the next chunk
+    assert any(t.startswith("10:00 | Получить") and t.endswith("1-й этаж") for t in got)  # the row whole
 
 
 def test_an_answer_does_not_spend_its_second_sentence_repeating_the_first():

@@ -64,3 +64,10 @@ def test_a_semicolon_does_not_end_a_sentence():
     text = f"{row}\nЗона: 2; Территория: Химки; Курьер до 10 кг (₽): 390.\nДа. Нет; Может быть. Конец!"
     parts = [text[s:e] for s, e in split_sentences(text)]
     assert parts == [row, "Зона: 2; Территория: Химки; Курьер до 10 кг (₽): 390.", "Да.", "Нет; Может быть.", "Конец!"]
+
+
+def test_a_table_row_is_one_sentence():
+    text = "Время | Что сделать | Где\n10:00 | Получить пропуск. Постоянный — через 2 дня. | 1-й этаж\nКонец. Да."
+    parts = [text[s:e] for s, e in split_sentences(text)]
+    assert parts == ["Время | Что сделать | Где", "10:00 | Получить пропуск. Постоянный — через 2 дня. | 1-й этаж",
+                     "Конец.", "Да."]

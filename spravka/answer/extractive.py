@@ -82,15 +82,52 @@ def candidate_sentences(
             doc, offset = hit.text, 0
         else:
             offset = hit.start
-        for pos, (a, b) in enumerate(sentence_spans(hit.text)):
+        spans = sentence_spans(hit.text)
+        for pos, (a, b) in enumerate(spans):
             text = " ".join(hit.text[a:b].split())
-            if len(text) < _MIN_CHARS or text.lower().rstrip(":.") in skip or len(text.split()) < 3:
+            if len(text) < _MIN_CHARS or text.lower().rstrip(":.") in skip or len(_BULLET.sub("", text).split()) < 3:
                 continue
+            if _heading_line(hit.text, a, b, text):
+                continue
+            if text.endswith(":") and " | " not in text:
+                # «Не подлежат возврату, если товар надлежащего качества:» says nothing without its
+                # list: quote the items that follow, or leave it out when the chunk ends first
+                items = _list_items(hit.text, spans[pos + 1 :])
+                if not items:
+                    continue
+                b = items[-1][1]
+                text = " ".join([text, *(_BULLET.sub("", " ".join(hit.text[x:y].split())) for x, y in items)])
             header = table_header(doc, offset + a) if " | " in text else None
             if header == "":  # the header row itself
                 continue
             out.append(Sentence(text, hit, a, b, pos, header=header))
     return out
+
+
+#: a list quoted after its «…:» introduction: at most this many items and characters
+LIST_ITEMS = 4
+LIST_CHARS = 400
+
+
+def _list_items(text: str, following: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The bullet items right after a «…:» line, as many as :data:`LIST_ITEMS` / :data:`LIST_CHARS` allow."""
+    items: list[tuple[int, int]] = []
+    size = 0
+    for a, b in following:
+        if not _BULLET.match(text[a:b]) or len(items) >= LIST_ITEMS or size + (b - a) > LIST_CHARS:
+            break
+        items.append((a, b))
+        size += b - a
+    return items
+
+
+def _heading_line(text: str, a: int, b: int, sentence: str) -> bool:
+    """A line of its own with no closing punctuation and a few words: a heading a PDF or a plain
+    text file kept inside the text («4. Оформление отпуска», «Продолжительность отпуска»), not
+    something to quote as an answer. Table rows are not headings."""
+    whole_line = (a == 0 or text[a - 1] == "\n") and (b == len(text) or text[b] == "\n")
+    return (whole_line and " | " not in sentence and sentence[-1] not in ".!?…:;»\")"
+            and len(_BULLET.sub("", sentence).split()) <= 6)
 
 
 def table_header(text: str, pos: int) -> str:
@@ -117,7 +154,8 @@ def table_row_text(header: str, row: str) -> str:
         return f"{header}: {row}"
     if len(cells) == 2:
         return f"{cells[0]}: {cells[1]}"
-    return f"{cells[0]} — " + "; ".join(f"{h}: {c}" if h else c for h, c in zip(names[1:], cells[1:], strict=True))
+    rest = [c.rstrip(".") for c in cells[1:-1]] + cells[-1:]  # not «…через 2 рабочих дня.; Где: …»
+    return f"{cells[0]} — " + "; ".join(f"{h}: {c}" if h else c for h, c in zip(names[1:], rest, strict=True))
 
 
 def score_sentences(

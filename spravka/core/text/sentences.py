@@ -14,13 +14,19 @@ def split_sentences(text: str, *, clauses: bool = False) -> list[tuple[int, int]
     A semicolon is not: razdel cuts «Зона: 1; Территория: Москва; Курьер (₽): 290.» into three
     when the next word is capitalised, which tore a table row (a CSV line) into its cells, so that
     a chunk could end between a zone and its price and an extractive answer quoted «Территория:
-    Москва в пределах МКАД;» without the price. Such pieces are joined back, unless ``clauses``:
+    Москва в пределах МКАД;» without the price. Such pieces are joined back, and a table row
+    (``a | b | c``) is one sentence, unless ``clauses``:
     the meaning check (:mod:`spravka.answer.polarity`) compares statements clause by clause.
     """
     spans: list[tuple[int, int]] = []
     pos = 0
     for line in text.split("\n"):
-        if line.strip():
+        if " | " in line and not clauses:
+            # a table row as the HTML and DOCX loaders write it («10:00 | Получить пропуск. Он
+            # будет готов через 2 дня. | 1-й этаж»): one unit, so a cell is not parted from its row
+            lead = len(line) - len(line.lstrip())
+            spans.append((pos + lead, pos + len(line.rstrip())))
+        elif line.strip():
             first = len(spans)
             for s in sentenize(line):
                 if not s.text.strip():
