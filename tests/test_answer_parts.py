@@ -392,3 +392,12 @@ def test_a_hits_url_is_its_url_or_source_url_metadata_and_nothing_else():
     assert hit(url="https://a.ru/x", source_url="https://b.ru").url == "https://a.ru/x"
     assert hit(source_url="https://b.ru").url == "https://b.ru"
     assert hit().url is None and hit(url="").url is None and hit(url=5).url is None
+
+
+def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it():
+    text = ("В период испытательного срока сотрудник работает в офисном формате. "
+            "Исключение — сотрудники, изначально принятые на удалённую работу в других регионах.")
+    got = [s.text for s in candidate_sentences([_hit(text, rank=1)])]
+    assert got == ["В период испытательного срока сотрудник работает в офисном формате.", text]
+    first = "Исключение — сотрудники, принятые на удалённую работу в регионах, и их руководители."
+    assert [s.text for s in candidate_sentences([_hit(first, rank=1)])] == [first]  # nothing before it

@@ -100,8 +100,22 @@ def candidate_sentences(
             header = table_header(doc, offset + a) if " | " in text else None
             if header == "":  # the header row itself
                 continue
+            if header is None and pos and _DEPENDENT.match(text) and " | " not in hit.text[spans[pos - 1][0]:spans[pos - 1][1]]:
+                # «Исключение — сотрудники, принятые на удалённую работу» needs the sentence it
+                # is the exception to: quote it with the one before
+                a = spans[pos - 1][0]
+                text = " ".join(hit.text[a:b].split())
             out.append(Sentence(text, hit, a, b, pos, header=header))
     return out
+
+
+#: sentence openers that lean on the sentence before («Исключение — …», «Это …», «However, …»)
+_DEPENDENT = re.compile(
+    r"^(?:исключение|исключения|это|этот|эта|эти|такой|такая|такие|также|кроме того|при этом|однако|но|"
+    r"поэтому|тогда|там|он|она|оно|они|его|её|ее|их|в этом случае|в таком случае|иначе|остальные|"
+    r"this|these|that|those|it|they|however|also|otherwise|in this case|such)\b",
+    re.IGNORECASE,
+)
 
 
 #: a list quoted after its «…:» introduction: at most this many items and characters
