@@ -558,6 +558,34 @@ def test_an_approval_interrupted_by_a_crash_is_carried_out_once_by_the_next_proc
         app.close()
 
 
+def test_recovery_finds_an_approval_asked_for_long_ago_among_many_decided_since(tmp_path, systems, monkeypatch):
+    import datetime as dt
+
+    r = _interrupted_refund(tmp_path, systems, monkeypatch, after_the_system=False)
+    app = _app(tmp_path, systems.url, Planner([FINAL]))
+
+    def ago(**kw: float) -> str:
+        return (dt.datetime.now(dt.UTC) - dt.timedelta(**kw)).isoformat(timespec="seconds")
+
+    try:
+        # the refund was asked for yesterday and approved just before the crash; 600 other
+        # approvals were asked for and decided since (recovery used to read the 500 newest only)
+        app.inbox.db.execute("UPDATE inbox SET created_at=? WHERE id=?", (ago(days=1), r.approval_id))
+        priority = app.inbox.get(r.approval_id).priority
+        for n in range(600):
+            other = app.inbox.add("approval", f"другое действие {n}", {}, ref=f"run-{n}", priority=priority)
+            app.inbox.resolve(other.id, {"approved": n % 2 == 0}, "olga")
+        assert [i.id for i in app.agents.interrupted(min_age_s=0)] == [r.approval_id]
+        # one decided before agents.recover_within_s is left to a person
+        app.inbox.db.execute("UPDATE inbox SET updated_at=? WHERE id=?", (ago(days=31), r.approval_id))
+        assert app.agents.interrupted(min_age_s=0) == []
+        app.settings.agents.recover_within_s = 40 * 86400
+        [done] = app.agents.recover(min_age_s=0)
+        assert done.run_id == r.run_id and done.status == "done" and len(systems.refunds) == 1
+    finally:
+        app.close()
+
+
 def test_two_processes_recovering_the_same_approval_at_once_carry_it_out_once(tmp_path, systems, monkeypatch):
     r = _interrupted_refund(tmp_path, systems, monkeypatch, after_the_system=False)
     first = _app(tmp_path, systems.url, Planner([{"action": "final", "answer": "Возврат оформлен."}]))

@@ -173,13 +173,13 @@ class Agents:
         def mine(e: dict[str, Any]) -> bool:
             return e.get("agent") == spec.name and e.get("tool") == tool_name
 
-        steps = [e for e in self._events("agent.step", limit=1_000_000, since=since) if mine(e)]
+        steps = [e for e in self._events("agent.step", limit=_ALL, since=since) if mine(e)]
         settled: dict[tuple[Any, Any], int] = {}
         for e in steps:
             key = (e.get("run_id"), e.get("step"))
             settled[key] = max(settled.get(key, 0), e["id"])
         used = [e for e in steps if e.get("outcome") == "ok"]
-        used += [e for e in self._events(BUDGET_EVENT, limit=1_000_000, since=since)
+        used += [e for e in self._events(BUDGET_EVENT, limit=_ALL, since=since)
                  if mine(e) and (held_before is None or e["id"] < held_before)
                  and (e.get("run_id"), e.get("step")) != own and settled.get((e.get("run_id"), e.get("step")), 0) < e["id"]]
         return {"per": b.per, "calls": [len(used), b.calls],
@@ -478,21 +478,27 @@ class Agents:
         return self._loop(spec, state)
 
     # ---- recovery: an approval the process did not live to carry out -----------------------------------
-    def interrupted(self, *, min_age_s: float | None = None, limit: int = 500) -> list[Any]:
+    def interrupted(self, *, min_age_s: float | None = None) -> list[Any]:
         """Approved actions whose run never went on: the process stopped after the approval and
         before the run's next end or wait (a crash, a deploy, a kill -9). An approval younger than
         ``min_age_s`` (``agents.recover_after_s``) may still be running in another process, so it is
-        left alone."""
+        left alone. Every approval decided within ``agents.recover_within_s`` is looked at: an
+        approval asked for long ago and decided just before a crash, with hundreds asked for since,
+        is found too (recovery used to read only the 500 newest)."""
         age = self.settings.recover_after_s if min_age_s is None else min_age_s
         cutoff = _ago(age)
         # updated_at moves when a process claims the item for recovery (see recover), so a claim
         # younger than the cutoff keeps the others off it too
-        approved = [i for i in self.inbox.list(type=TYPE, state=InboxState.DONE, limit=limit)
+        approved = [i for i in self.inbox.list(type=TYPE, state=InboxState.DONE, limit=_ALL,
+                                               updated_since=_ago(self.settings.recover_within_s))
                     if (i.resolution or {}).get("approved") and i.updated_at <= cutoff]
         if not approved:
             return []
+        # A run's wait was written when its approval was asked for, its end after that: the run
+        # events since the oldest of these approvals was created (an hour's margin for clocks).
+        since = (dt.datetime.fromisoformat(min(i.created_at for i in approved)) - dt.timedelta(hours=1))
         ends: dict[str, list[dict[str, Any]]] = {}
-        for e in self._events("agent.run", limit=limit * 20):
+        for e in self._events("agent.run", limit=_ALL, since=since.isoformat(timespec="seconds")):
             ends.setdefault(e.get("run_id", ""), []).append(e)
         out = []
         for item in approved:
@@ -567,6 +573,10 @@ def _schema(tool: Tool) -> dict[str, Any]:
 def _worker() -> str:
     """Which process claimed a recovery, for the trail: host and pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+#: "no limit" for the store's listing calls
+_ALL = 1_000_000
 
 
 def _ago(seconds: float) -> str:

@@ -393,6 +393,9 @@ class AgentsSettings(BaseModel):
     #: an approved action whose run has not gone on for this long was interrupted (a crash, a
     #: deploy): ``spravka agent recover`` and the server's recovery loop carry it out
     recover_after_s: float = Field(900.0, ge=0)
+    #: recovery looks at every approval decided within this window (30 days), however many there
+    #: are; one decided earlier and never carried out is left to a person
+    recover_within_s: float = Field(30 * 86400.0, gt=0)
 
 
 class TelegramSettings(BaseModel):

@@ -73,7 +73,9 @@ class Inbox(Protocol):
     def get(self, item_id: str) -> InboxItem | None: ...
 
     def list(self, *, type: str | None = None, state: InboxState | None = None, assignee: str | None = None,
-             limit: int = 100) -> list[InboxItem]: ...
+             limit: int = 100, updated_since: str | None = None) -> list[InboxItem]:
+        """Open and claimed first, then by priority, newest first; ``updated_since`` (an ISO time)
+        keeps the items changed at or after it."""
 
     def claim(self, item_id: str, assignee: str) -> InboxItem: ...
 

@@ -65,12 +65,15 @@ class SqlInbox:
         return item
 
     def list(self, *, type: str | None = None, state: InboxState | None = None, assignee: str | None = None,
-             limit: int = 100) -> list[InboxItem]:
+             limit: int = 100, updated_since: str | None = None) -> list[InboxItem]:
         sql, params = f"SELECT {_INBOX_COLS} FROM inbox WHERE 1=1", []
         for col, val in (("type", type), ("state", state), ("assignee", assignee)):
             if val is not None:
                 sql += f" AND {col}=?"
                 params.append(str(val))
+        if updated_since is not None:
+            sql += " AND updated_at>=?"
+            params.append(updated_since)
         sql += " ORDER BY (state IN ('open','claimed')) DESC, priority DESC, created_at DESC LIMIT ?"
         return [self._item(r) for r in self.db.query(sql, [*params, limit])]
 
