@@ -27,7 +27,7 @@ dev: $(VENV)/.dev
 
 demo: $(VENV)/.installed
 	$(BIN)/spravka ingest samples/kb
-	@while IFS= read -r q; do [ -n "$$q" ] && $(BIN)/spravka search "$$q" -k 3; done < samples/demo_questions.txt
+	@while IFS= read -r q; do [ -n "$$q" ] && $(BIN)/spravka ask "$$q"; done < samples/demo_questions.txt
 	$(BIN)/spravka serve --demo --host 127.0.0.1 --port 8000
 
 test: $(VENV)/.dev
