@@ -247,6 +247,92 @@ class _Drafts:
         pass
 
 
+class _StreamingDrafts(_Drafts):
+    """The scripted stand-in, streaming: each reply in word-sized pieces, then the whole reply
+    (as the chat port's ``stream`` does). With ``hold``, it waits after the first piece of its
+    first reply until ``release`` is set."""
+
+    name = "scripted-stream"
+
+    def __init__(self, replies: list[str], hold: bool = False) -> None:
+        import threading
+
+        super().__init__(replies)
+        self.hold, self.release, self.finished, self.sent = hold, threading.Event(), threading.Event(), 0
+
+    def stream(self, messages, temperature=None, **kw):
+        from types import SimpleNamespace
+
+        self.temperatures.append(temperature)
+        reply = self.replies.pop(0)
+        try:
+            for n, piece in enumerate(re.findall(r"\S+\s*", reply)):
+                if n == 1 and self.hold:
+                    self.release.wait(10)
+                self.sent += 1
+                yield piece
+            yield SimpleNamespace(text=reply)
+        finally:
+            self.finished.set()
+
+
+def test_a_text_is_streamed_as_it_is_written_and_a_rewrite_is_announced(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from spravka.api import create_app
+    from spravka.app import Spravka
+    from spravka.core.settings import Settings
+
+    inputs = {"customer_name": "Анна", "order_id": "77-2051", "new_date": "2026-12-03"}
+    body = ("Простите за ожидание: мы сделаем всё, чтобы вы получили покупку как можно скорее, и будем держать "
+            "вас в курсе.")
+    good = f"Анна, ваш заказ 77-2051 приедет 3 декабря 2026 года. {body}"
+    phone = f"Анна, заказ 77-2051 приедет 3 декабря 2026 года. {body} Звоните +7 999 123-45-67."  # invented
+    app = Spravka(Settings(home=tmp_path, embedder={"provider": "use"},
+                           generate={"tone": "domoteka", "retries": 1, "temperature": 0.0,
+                                     "deliver_to": "webhook:http://127.0.0.1:9/crm"}))
+    try:
+        app.__dict__["llm"] = _StreamingDrafts([phone, good])
+        events = list(app.generator.generate_stream("delay_notice", inputs, review=False, deliver=False))
+        kinds = [k for k, _ in events]
+        assert kinds[0] == "start" and kinds[-1] == "result" and kinds.count("retry") == 1
+        cut = kinds.index("retry")
+        assert "".join(d["text"] for k, d in events[:cut] if k == "delta") == phone  # piece by piece
+        assert "".join(d["text"] for k, d in events[cut:] if k == "delta") == good
+        retry = events[cut][1]
+        assert retry["attempt"] == 2 and retry["variant"] == 1 and "unsupported" in {i["kind"] for i in retry["issues"]}
+        result = events[-1][1]
+        assert result.status == "ok" and result.attempts == 2 and result.text.startswith(good)
+
+        editor, _ = app.keys.create("crm-robot", "editor")
+        request = {"template": "delay_notice", "inputs": inputs, "stream": True}
+        with TestClient(create_app(app, resume_jobs=False)) as c:
+            app.__dict__["llm"] = _StreamingDrafts([good])
+            r = c.post("/v1/generate", json=request, headers=h(editor))
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            frames = [(m.group(1), json.loads(m.group(2))) for m in re.finditer(r"event: (\w+)\ndata: (.*)\n\n", r.text)]
+            assert frames[0][0] == "start" and frames[-1][0] == "result"
+            assert "".join(d["text"] for e, d in frames if e == "delta") == good
+            assert frames[-1][1]["status"] == "ok" and frames[-1][1]["text"].startswith(good)
+            # bad inputs are an HTTP error before any stream starts
+            bad = c.post("/v1/generate", json={**request, "inputs": {"order_id": "77-2051"}}, headers=h(editor))
+            assert bad.status_code == 400 and "required" in bad.json()["error"]["message"]
+
+        # a client that goes away stops the model at its next piece, and nothing is recorded
+        app.__dict__["llm"] = slow = _StreamingDrafts([good], hold=True)
+        reviews, sent = len(app.generator.pending()), len(app.outbox.list())
+        stream = app.generator.generate_stream("delay_notice", {**inputs, "order_id": "77-2099"})
+        assert next(stream)[0] == "start" and next(stream)[0] == "delta"
+        stream.close()
+        slow.release.set()
+        assert slow.finished.wait(10)
+        assert slow.sent == 2  # the piece it was writing when the client left, and no more
+        assert len(app.generator.pending()) == reviews and len(app.outbox.list()) == sent
+    finally:
+        app.close()
+
+
 def test_variants_are_each_checked_the_best_is_the_text_and_a_person_may_take_another(tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
@@ -439,6 +525,14 @@ def test_the_http_api_generates_and_takes_approvals(tmp_path, llm_server):
             assert done.status_code == 200 and done.json()["state"] == "done"
             assert done.json()["resolution"]["text"] == out["text"] and done.json()["resolution"]["edited"] is False
             assert len(app.outbox.list()) == 1
+            # streamed from the real model: pieces as llama.cpp writes them, then the checked result
+            streamed = {**body, "inputs": {**body["inputs"], "order_id": "77-2052"}, "stream": True}
+            r = client.post("/v1/generate", json=streamed, headers=h(editor))
+            frames = [(m.group(1), json.loads(m.group(2)))
+                      for m in re.finditer(r"event: (\w+)\ndata: (.*)\n\n", r.text)]
+            assert r.status_code == 200 and frames[0][0] == "start" and frames[-1][0] == "result", r.text[-500:]
+            assert sum(e == "delta" for e, _ in frames) > 3 and frames[-1][1]["text"]
+            assert frames[-1][1]["status"] in ("ok", "review")
     finally:
         app.close()
 

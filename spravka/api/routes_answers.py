@@ -8,14 +8,12 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from itertools import chain
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from spravka.api.errors import error_body
 from spravka.api.schemas import (
     AskRequest,
     AskResponse,
@@ -28,8 +26,9 @@ from spravka.api.schemas import (
 )
 from spravka.api.security import requires, service
 from spravka.api.service import Principal, Service
+from spravka.api.sse import SSE_DOC, SSE_HEADERS, first_event, sse, stream_errors
 from spravka.api.uploads import PayloadTooLarge
-from spravka.core.errors import AuthError, InputError, NotFoundError, SpravkaError
+from spravka.core.errors import AuthError, InputError, NotFoundError
 from spravka.core.types import Answer
 from spravka.escalate.hooks import parse as parse_hook
 from spravka.escalate.hooks import verify as verify_hook
@@ -37,34 +36,9 @@ from spravka.escalate.hooks import verify as verify_hook
 log = logging.getLogger("spravka.api")
 router = APIRouter()
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_SSE_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                  "description": "With stream=true: server-sent events"}}
-
-
-def sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
-
-
-def _first(events: Iterator[Any]) -> Iterator[Any]:
-    """Pull the first event now, so that errors before the first byte get a real HTTP status."""
-    first = next(events)
-    return chain([first], events)
-
-
-def _stream_errors(gen: Iterable[str], err_frame) -> Iterator[str]:
-    try:
-        yield from gen
-    except SpravkaError as e:
-        yield err_frame(error_body(e.code, e.message, e.hint))
-    except Exception:  # noqa: BLE001 - the stream ends with an error event, the process lives on
-        log.exception("answer stream failed")
-        yield err_frame(error_body("internal", "internal error; the server log has the details"))
-
-
 # ---- /v1/ask ------------------------------------------------------------------------------------
 
-@router.post("/v1/ask", response_model=AskResponse, responses=_SSE_DOC, tags=["answers"],
+@router.post("/v1/ask", response_model=AskResponse, responses=SSE_DOC, tags=["answers"],
              summary="Answer a question with citations (JSON, or SSE with stream=true)")
 def ask(req: AskRequest, request: Request, p: Principal = Depends(requires("ask"))):
     svc = service(request)
@@ -77,9 +51,9 @@ def ask(req: AskRequest, request: Request, p: Principal = Depends(requires("ask"
                       caller=caller)
         svc.remember(a, p, "ask")
         return AskResponse.of(a)
-    events = _first(sp.answer_stream(req.question, collection=collection, flt=flt, mode=req.mode,
+    events = first_event(sp.answer_stream(req.question, collection=collection, flt=flt, mode=req.mode,
                                      escalate=req.escalate, caller=caller))
-    return StreamingResponse(_stream_errors(_ask_events(svc, p, events), lambda body: sse("error", body)),
+    return StreamingResponse(stream_errors(_ask_events(svc, p, events), lambda body: sse("error", body)),
                              media_type="text/event-stream", headers=SSE_HEADERS)
 
 
@@ -167,7 +141,7 @@ def _extra(a: Answer, cites: list[dict[str, Any]]) -> dict[str, Any]:
                                           "mode": a.mode, "answer": a.text}}
 
 
-@router.post("/v1/chat/completions", tags=["openai"], responses=_SSE_DOC,
+@router.post("/v1/chat/completions", tags=["openai"], responses=SSE_DOC,
              summary="OpenAI-compatible chat completion; the model names the collection")
 def chat_completions(req: ChatRequest, request: Request, p: Principal = Depends(requires("ask"))):
     svc = service(request)
@@ -187,8 +161,8 @@ def chat_completions(req: ChatRequest, request: Request, p: Principal = Depends(
             "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text + sources_text(a, cites)},
                          "finish_reason": "stop"}],
             "usage": _usage(a), **_extra(a, cites)})
-    events = _first(sp.answer_stream(question, collection=collection, flt=flt, caller=p.caller("chat")))
-    return StreamingResponse(_stream_errors(_chat_events(svc, p, events, collection, created),
+    events = first_event(sp.answer_stream(question, collection=collection, flt=flt, caller=p.caller("chat")))
+    return StreamingResponse(stream_errors(_chat_events(svc, p, events, collection, created),
                                             lambda body: f"data: {json.dumps(body, ensure_ascii=False)}\n\n"),
                              media_type="text/event-stream", headers=SSE_HEADERS)
 

@@ -1,7 +1,9 @@
 """Text generation over HTTP: a template and its inputs in, a checked text out; reviews approved.
 
 The text is written while the request waits (seconds to tens of seconds with a small local
-model). A template that searches the knowledge base searches with the caller's access groups.
+model), or, with ``stream: true``, shown as it is written (server-sent events: ``start``,
+``delta``, ``retry``, ``result``, or ``error``). A template that searches the knowledge base
+searches with the caller's access groups.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from spravka.api.security import requires, service
 from spravka.api.service import Principal
+from spravka.api.sse import SSE_DOC, SSE_HEADERS, first_event, sse, stream_errors
 from spravka.core.errors import InputError
 
 router = APIRouter()
@@ -26,6 +30,7 @@ class GenerateRequest(BaseModel):
     collection: str | None = Field(None, max_length=128)
     #: drafts to write (each checked; the text is the one with the fewest issues, all are returned)
     variants: int = Field(1, ge=1, le=5)
+    stream: bool = Field(False, description="Server-sent events: start, delta, retry, result, error.")
 
 
 class ApproveBody(BaseModel):
@@ -46,16 +51,23 @@ def templates(p: Principal = Depends(requires("generate"))):
     return describe_builtin()
 
 
-@router.post("/v1/generate", tags=["generate"], summary="Write a text from a template, checked")
+@router.post("/v1/generate", tags=["generate"], responses=SSE_DOC,
+             summary="Write a text from a template, checked (JSON, or SSE with stream=true)")
 async def generate(req: GenerateRequest, request: Request, p: Principal = Depends(requires("generate"))):
     from spravka.generate import template_names, tone_names
 
     svc = service(request)
     tpl = _builtin("template", req.template, template_names())
     tone = _builtin("tone", req.tone, tone_names()) if req.tone else None
-    res = await run_in_threadpool(lambda: svc.sp.generator.generate(
-        tpl, req.inputs, tone=tone, collection=req.collection, flt=p.filter(), variants=req.variants))
-    return res.to_dict()
+    kw: dict[str, Any] = {"tone": tone, "collection": req.collection, "flt": p.filter(), "variants": req.variants}
+    if not req.stream:
+        res = await run_in_threadpool(lambda: svc.sp.generator.generate(tpl, req.inputs, **kw))
+        return res.to_dict()
+    # the first event in the thread pool: bad inputs and a missing model get a real HTTP status
+    events = await run_in_threadpool(lambda: first_event(svc.sp.generator.generate_stream(tpl, req.inputs, **kw)))
+    frames = (sse(kind, data.to_dict() if kind == "result" else data) for kind, data in events)
+    return StreamingResponse(stream_errors(frames, lambda body: sse("error", body)),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post("/v1/generate/reviews/{item_id}/approve", tags=["generate"],

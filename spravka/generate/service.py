@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,24 @@ from spravka.store.queues import Inbox, InboxItem, InboxState, Outbox
 TYPE = "generation"
 #: drafts one request may ask for (each is at least one model call)
 MAX_VARIANTS = 5
+
+#: ``on_event(kind, data)``: what :meth:`Generator.generate` reports while it works
+OnEvent = Callable[[str, dict[str, Any]], None]
+
+
+class _Stopped(Exception):
+    """The stream's consumer went away: the generation stops at the model's next piece."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Listener:
+    """``on_event`` for one draft: every event says which variant it belongs to."""
+
+    on_event: OnEvent
+    variant: int
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        self.on_event(kind, {"variant": self.variant, **data})
 
 _PROMPT = {
     "ru": {
@@ -133,12 +153,14 @@ class Generator:
 
     def generate(self, template: TemplateSpec | str, inputs: dict[str, Any], *, tone: ToneSpec | str | None = None,
                  collection: str | None = None, flt: Filter | None = None, review: bool | None = None,
-                 deliver: bool = True, temperature: float | None = None, variants: int = 1) -> GenerationResult:
+                 deliver: bool = True, temperature: float | None = None, variants: int = 1,
+                 on_event: OnEvent | None = None) -> GenerationResult:
         """Write one text, or ``variants`` drafts of it to choose from (the first at the configured
         temperature, the others at ``generate.variant_temperature`` at least), each checked on its
         own; the result's text is the draft with the fewest blocking issues. Bad inputs raise
         ``InputError`` before any model runs; a dead LLM server raises ``ModelUnavailableError``
-        (nothing is recorded, so running again is safe)."""
+        (nothing is recorded, so running again is safe). ``on_event(kind, data)`` hears the work as
+        it goes (see :meth:`generate_stream`)."""
         if not 1 <= variants <= MAX_VARIANTS:
             raise InputError(f"variants must be 1 to {MAX_VARIANTS}, not {variants}")
         tpl = load_template(template) if isinstance(template, str) else template
@@ -172,11 +194,14 @@ class Generator:
             raise ConfigError("no LLM is configured", hint="set [llm] in spravka.toml")
         messages = self.messages(tpl, tn, values, sources)
         temp = self.settings.temperature if temperature is None else temperature
+        if on_event is not None:
+            on_event("start", {"template": tpl.name, "tone": tn.name, "variants": variants, "sources": res.sources})
         t = time.perf_counter()
         drafts = []
         for n in range(variants):
             draft, attempts = self._draft(model, messages, temp if n == 0 else max(temp, self.settings.variant_temperature),
-                                          tpl, tn, values, evidence, passages)
+                                          tpl, tn, values, evidence, passages,
+                                          _Listener(on_event, n + 1) if on_event is not None else None)
             drafts.append(draft)
             res.attempts += attempts
         res.timings_ms["llm_ms"] = round((time.perf_counter() - t) * 1000, 1)
@@ -191,13 +216,15 @@ class Generator:
         return res
 
     def _draft(self, model: Any, messages: list[dict[str, str]], temp: float, tpl: TemplateSpec, tone: ToneSpec,
-               values: dict[str, str], evidence: str, passages: list[str]) -> tuple[tuple[int, str, list[Issue]], int]:
+               values: dict[str, str], evidence: str, passages: list[str], listener: _Listener | None = None,
+               ) -> tuple[tuple[int, str, list[Issue]], int]:
         """One draft: written, checked, and rewritten with the issues named (``generate.retries``)
         while a check fails. Returns (blocking issues, text, issues) of its best try, and the tries."""
         best: tuple[int, str, list[Issue]] | None = None
         attempts = 0
-        for attempt in range(1 + self.settings.retries):
-            reply = model.chat(messages, temperature=temp, max_tokens=self.settings.max_tokens).text
+        tries = 1 + self.settings.retries
+        for attempt in range(tries):
+            reply = self._write(model, messages, temp, listener, attempt + 1)
             text = self._finish(reply, tpl, tone)
             issues = check_text(text, tpl, tone, values=values, evidence=evidence, passages=passages)
             blocking = sum(i.blocking for i in issues)
@@ -206,12 +233,70 @@ class Generator:
             attempts = attempt + 1
             if not blocking:
                 break
+            if listener is not None and attempt + 1 < tries:
+                listener("retry", {"attempt": attempt + 2, "issues": [i.to_dict() for i in issues if i.blocking]})
             hints = _RETRY_HINTS.get(tpl.language, {})
             problems = "\n".join(f"- {hints.get(i.kind, i.kind)}: {i.message}" for i in issues if i.blocking)
             messages = [*messages, {"role": "assistant", "content": reply},
                         {"role": "user", "content": _PROMPT[tpl.language]["retry"].format(problems=problems)}]
         assert best is not None
         return best, attempts
+
+    def _write(self, model: Any, messages: list[dict[str, str]], temp: float, listener: _Listener | None,
+               attempt: int) -> str:
+        """The model's reply; with a listener, streamed to it piece by piece (a model without
+        streaming gives its whole reply as one piece)."""
+        if listener is None or not hasattr(model, "stream"):
+            reply = model.chat(messages, temperature=temp, max_tokens=self.settings.max_tokens).text
+            if listener is not None:
+                listener("delta", {"attempt": attempt, "text": reply})
+            return str(reply)
+        pieces: list[str] = []
+        final = None
+        for part in model.stream(messages, temperature=temp, max_tokens=self.settings.max_tokens):
+            if isinstance(part, str):
+                pieces.append(part)
+                listener("delta", {"attempt": attempt, "text": part})
+            else:
+                final = part
+        return str(final.text) if final is not None and final.text else "".join(pieces)
+
+    def generate_stream(self, template: TemplateSpec | str, inputs: dict[str, Any], **kw: Any) -> Iterator[tuple[str, Any]]:
+        """:meth:`generate` as events, for a client that shows the text while it is written:
+        ``start`` (template, tone, the knowledge passages), ``delta`` (a piece of the draft being
+        written, with its ``variant`` and ``attempt``), ``retry`` (the draft failed a check and is
+        being rewritten: a client clears it), and last ``result`` (the :class:`GenerationResult`:
+        the checked text, which is authoritative; streamed pieces are the model's raw words).
+        Bad inputs raise before the first event. A consumer that stops listening stops the
+        model at its next piece, and nothing is recorded."""
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def hear(kind: str, data: dict[str, Any]) -> None:
+            if stop.is_set():
+                raise _Stopped
+            events.put((kind, data))
+
+        def work() -> None:
+            try:
+                events.put(("result", self.generate(template, inputs, on_event=hear, **kw)))
+            except _Stopped:
+                pass
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+                events.put(("error", e))
+
+        worker = threading.Thread(target=work, name="spravka-generate", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, data = events.get()
+                if kind == "error":
+                    raise data
+                yield kind, data
+                if kind == "result":
+                    return
+        finally:
+            stop.set()
 
     # ---- the prompt ----------------------------------------------------------------------------------
     def messages(self, tpl: TemplateSpec, tone: ToneSpec, values: dict[str, str],
