@@ -401,3 +401,5 @@ def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it():
     assert got == ["В период испытательного срока сотрудник работает в офисном формате.", text]
     first = "Исключение — сотрудники, принятые на удалённую работу в регионах, и их руководители."
     assert [s.text for s in candidate_sentences([_hit(first, rank=1)])] == [first]  # nothing before it
+    heading = "Исключения\nЭто правило не действует для сотрудников распределительного центра."
+    assert [s.text for s in candidate_sentences([_hit(heading, rank=1)])] == [heading.split("\n")[1]]

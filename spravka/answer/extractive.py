@@ -100,11 +100,13 @@ def candidate_sentences(
             header = table_header(doc, offset + a) if " | " in text else None
             if header == "":  # the header row itself
                 continue
-            if header is None and pos and _DEPENDENT.match(text) and " | " not in hit.text[spans[pos - 1][0]:spans[pos - 1][1]]:
+            if header is None and pos and _DEPENDENT.match(text):
                 # «Исключение — сотрудники, принятые на удалённую работу» needs the sentence it
-                # is the exception to: quote it with the one before
-                a = spans[pos - 1][0]
-                text = " ".join(hit.text[a:b].split())
+                # is the exception to: quote it with the one before (not a heading or a table row)
+                pa, pb = spans[pos - 1]
+                before = " ".join(hit.text[pa:pb].split())
+                if " | " not in before and not _heading_line(hit.text, pa, pb, before):
+                    a, text = pa, f"{before} {text}"
             out.append(Sentence(text, hit, a, b, pos, header=header))
     return out
 
