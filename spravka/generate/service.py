@@ -51,6 +51,7 @@ class _Listener:
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         self.on_event(kind, {"variant": self.variant, **data})
 
+
 _PROMPT = {
     "ru": {
         "company": "Ты пишешь тексты от имени компании «{company}».",
