@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 
@@ -17,3 +18,18 @@ def closed_port() -> int:
 def bearer(key: str) -> dict[str, str]:
     """The headers of an HTTP API call made with ``key``."""
     return {"Authorization": f"Bearer {key}"}
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    """The (event, data) pairs of a server-sent events body."""
+    out = []
+    for frame in text.split("\n\n"):
+        name, data = "message", []
+        for line in frame.splitlines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        if data:
+            out.append((name, json.loads("\n".join(data))))
+    return out

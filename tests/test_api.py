@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from helpers import bearer as h
+from helpers import sse_events
 
 pytest.importorskip("fastapi")
 
@@ -17,20 +18,6 @@ from spravka.api import create_app  # noqa: E402
 
 HR_QUESTION = "Сколько дней ежегодного отпуска у сотрудников?"
 PUBLIC_QUESTION = "Можно ли заплатить курьеру наличными?"
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for frame in text.split("\n\n"):
-        name, data = "message", []
-        for line in frame.splitlines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-        if data:
-            out.append((name, json.loads("\n".join(data))))
-    return out
 
 
 @pytest.fixture(scope="module")

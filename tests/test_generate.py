@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import bearer as h
-from helpers import closed_port
+from helpers import closed_port, sse_events
 
 from spravka.core.errors import InputError, ModelUnavailableError, NotFoundError
 from spravka.generate import describe_builtin, load_template, load_tone
@@ -311,7 +311,7 @@ def test_a_text_is_streamed_as_it_is_written_and_a_rewrite_is_announced(tmp_path
             app.__dict__["llm"] = _StreamingDrafts([good])
             r = c.post("/v1/generate", json=request, headers=h(editor))
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-            frames = [(m.group(1), json.loads(m.group(2))) for m in re.finditer(r"event: (\w+)\ndata: (.*)\n\n", r.text)]
+            frames = sse_events(r.text)
             assert frames[0][0] == "start" and frames[-1][0] == "result"
             assert "".join(d["text"] for e, d in frames if e == "delta") == good
             assert frames[-1][1]["status"] == "ok" and frames[-1][1]["text"].startswith(good)
@@ -528,8 +528,7 @@ def test_the_http_api_generates_and_takes_approvals(tmp_path, llm_server):
             # streamed from the real model: pieces as llama.cpp writes them, then the checked result
             streamed = {**body, "inputs": {**body["inputs"], "order_id": "77-2052"}, "stream": True}
             r = client.post("/v1/generate", json=streamed, headers=h(editor))
-            frames = [(m.group(1), json.loads(m.group(2)))
-                      for m in re.finditer(r"event: (\w+)\ndata: (.*)\n\n", r.text)]
+            frames = sse_events(r.text)
             assert r.status_code == 200 and frames[0][0] == "start" and frames[-1][0] == "result", r.text[-500:]
             assert sum(e == "delta" for e, _ in frames) > 3 and frames[-1][1]["text"]
             assert frames[-1][1]["status"] in ("ok", "review")
